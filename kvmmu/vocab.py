@@ -1,0 +1,265 @@
+"""The shared vocabulary of kvmmu: actors, steps, invariants, cover targets, knobs, presets.
+
+These are *names and data only*, the interface of ``docs/protocol.md`` sections 2 to 4 and 6.
+The Z3 spec (``kvmmu.spec``) and the implementation (``kvmmu.impl``) both import this module and
+nothing of each other; no protocol logic lives here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+# --- actors and steps (protocol.md section 2, section 6.3) -----------------------------------
+
+ActorKind = Literal["vcpu", "zapper", "notifier"]
+
+VCPU_STEPS: tuple[str, ...] = (
+    "vcpu.check_request",
+    "vcpu.unload",
+    "vcpu.load",
+    "vcpu.enter",
+    "vcpu.fault",
+    "fault.snapshot",
+    "fault.faultin",
+    "fault.check_request",
+    "fault.lock",
+    "fault.check",
+    "fault.map",
+    "fault.unlock",
+)
+ZAPPER_STEPS: tuple[str, ...] = (
+    "zap.lock",
+    "zap.new_gen",
+    "zap.request",
+    "zap.unlock_mid",
+    "zap.yield",
+    "zap.relock",
+    "zap.zap_obsolete",
+    "zap.unlock",
+)
+NOTIFIER_STEPS: tuple[str, ...] = ("mn.start", "mn.end")
+
+STEPS_BY_KIND: Mapping[ActorKind, tuple[str, ...]] = MappingProxyType(
+    {"vcpu": VCPU_STEPS, "zapper": ZAPPER_STEPS, "notifier": NOTIFIER_STEPS}
+)
+
+_ACTOR_RE = re.compile(r"^(vcpu(0|[1-9][0-9]*)|zapper1?|notifier)$")
+
+
+def actor_kind(actor: str) -> ActorKind | None:
+    """The kind of a syntactically valid actor name (``vcpu3``, ``zapper``, ``zapper1``,
+    ``notifier``), or None."""
+    if not _ACTOR_RE.match(actor):
+        return None
+    if actor.startswith("vcpu"):
+        return "vcpu"
+    if actor.startswith("zapper"):
+        return "zapper"
+    return "notifier"
+
+
+@dataclass(frozen=True, order=True)
+class Step:
+    """One atomic step of a trace: ``ACTOR STEP``, e.g. ``vcpu0 fault.map``."""
+
+    actor: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.name}"
+
+    @staticmethod
+    def parse(text: str) -> Step:
+        """Parse ``"ACTOR STEP"``; raises ValueError with a readable reason."""
+        parts = text.split()
+        if len(parts) != 2:
+            raise ValueError(f"expected 'ACTOR STEP', got {text!r}")
+        actor, name = parts
+        kind = actor_kind(actor)
+        if kind is None:
+            raise ValueError(f"unknown actor {actor!r} (vcpuN, zapper, zapper1, notifier)")
+        if name not in STEPS_BY_KIND[kind]:
+            allowed = ", ".join(STEPS_BY_KIND[kind])
+            raise ValueError(f"{actor} has no step {name!r} (its steps: {allowed})")
+        return Step(actor, name)
+
+
+# --- invariants and cover targets (protocol.md section 3, sections 6.4 and 6.5) ------------------
+
+INVARIANTS: tuple[str, ...] = (
+    "no_spte_in_obsolete_root",
+    "no_guest_on_obsolete_root",
+    "no_use_after_free",
+    "no_stale_pfn",
+    "no_null_deref",
+)
+
+COVER_TARGETS: tuple[str, ...] = (
+    "fault.map",
+    "zap.zap_obsolete",
+    "retry.obsolete",
+    "retry.notifier",
+    "enter.after_reload",
+)
+
+
+# --- knobs and presets (protocol.md section 4, section 6.6) ---------------------------------------
+
+KNOBS: Mapping[str, tuple[str | bool, ...]] = MappingProxyType(
+    {
+        # name: allowed values, the default (the v5.16 seed patch) first
+        "stale_check.obsolete_sp": ("guarded", "none", "unguarded"),
+        "stale_check.reload_request": ("test", "none", "check"),
+        "stale_check.request_before_lock": (False, True),
+        "stale_check.mmu_notifier": (True, False),
+        "special_roots_have_sp": (False, True),
+        "fault_lock": ("auto", "write", "read"),
+        "zap.unlock_between_gen_and_request": (False, True),
+        "zap.request_before_gen": (False, True),
+        "zap.yield": (False, True),
+        "zap.serialized": (True, False),
+        "zap.respect_root_count": (True, False),
+        "request": ("reload", "free_obsolete"),
+        "generation": ("bit", "counter"),
+    }
+)
+
+KnobValue = str | bool
+
+PRESETS: Mapping[str, Mapping[str, KnobValue]] = MappingProxyType(
+    {
+        "v5.15": {"stale_check.obsolete_sp": "none", "stale_check.reload_request": "none"},
+        "v5.16-rc4": {"stale_check.obsolete_sp": "unguarded", "stale_check.reload_request": "none"},
+        "v5.16": {},
+        "paolo": {"stale_check.obsolete_sp": "guarded", "stale_check.reload_request": "none"},
+        "v5.18": {"request": "free_obsolete"},
+        "lai": {
+            "special_roots_have_sp": True,
+            "stale_check.obsolete_sp": "guarded",
+            "stale_check.reload_request": "none",
+        },
+    }
+)
+
+DEFAULT_PRESET = "v5.16"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A protocol variant: a value for every knob. ``name`` is for reports only."""
+
+    knobs: Mapping[str, KnobValue]
+    name: str = DEFAULT_PRESET
+
+    def __getitem__(self, knob: str) -> KnobValue:
+        return self.knobs[knob]
+
+    def as_dict(self) -> dict[str, KnobValue]:
+        return dict(self.knobs)
+
+    def __hash__(self) -> int:
+        return hash((self.name, tuple(sorted(self.knobs.items()))))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Variant) and (self.name, dict(self.knobs)) == (
+            other.name,
+            dict(other.knobs),
+        )
+
+
+def knob_error(knob: str, value: object) -> str | None:
+    """Why ``knob: value`` is not acceptable, or None when it is."""
+    if knob not in KNOBS:
+        return f"unknown knob {knob!r} (known: {', '.join(KNOBS)})"
+    allowed = KNOBS[knob]
+    # bool is a subclass of int, and YAML's 'true' must not match a string value: compare types too
+    if not any(type(value) is type(a) and value == a for a in allowed):
+        shown = ", ".join(_show(a) for a in allowed)
+        return f"knob {knob!r} takes one of {shown}, not {_show(value)}"
+    return None
+
+
+def _show(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def make_variant(
+    base: str = DEFAULT_PRESET, overrides: Mapping[str, KnobValue] | None = None
+) -> Variant:
+    """The variant ``base`` (a preset) with ``overrides``; raises ValueError on bad names."""
+    if base not in PRESETS:
+        raise ValueError(f"unknown preset {base!r} (known: {', '.join(PRESETS)})")
+    overrides = dict(overrides or {})
+    for knob, value in overrides.items():
+        reason = knob_error(knob, value)
+        if reason:
+            raise ValueError(reason)
+    knobs: dict[str, KnobValue] = {k: v[0] for k, v in KNOBS.items()}
+    knobs.update(PRESETS[base])
+    knobs.update(overrides)
+    name = base if not overrides else base + "+" + ",".join(
+        f"{k}={_show(v)}" for k, v in sorted(overrides.items())
+    )
+    return Variant(MappingProxyType(knobs), name)
+
+
+# --- configuration (protocol.md section 6.1) -----------------------------------------------------
+
+RootKind = Literal["sp", "special", "tdp"]
+ROOT_KINDS: tuple[str, ...] = ("sp", "special", "tdp")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Who runs: the vCPUs' root kinds, the zappers, the notifier, and the bounds."""
+
+    vcpus: tuple[str, ...] = ("special", "sp")
+    zappers: int = 1
+    notifier: bool = False
+    max_zaps: int | None = 2
+    max_invalidations: int | None = 1
+
+    def actors(self) -> tuple[str, ...]:
+        """Actor names in canonical order: vCPUs, zappers, notifier."""
+        names = [f"vcpu{i}" for i in range(len(self.vcpus))]
+        names += ["zapper", "zapper1"][: self.zappers]
+        if self.notifier:
+            names.append("notifier")
+        return tuple(names)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "vcpus": list(self.vcpus),
+            "zappers": self.zappers,
+            "notifier": self.notifier,
+            "max_zaps": self.max_zaps,
+            "max_invalidations": self.max_invalidations,
+        }
+
+
+def config_error(config: Config) -> str | None:
+    """Why a configuration is not acceptable, or None."""
+    if not config.vcpus:
+        return "at least one vCPU is needed"
+    for kind in config.vcpus:
+        if kind not in ROOT_KINDS:
+            return f"unknown root kind {kind!r} (sp, special, tdp)"
+    if config.zappers not in (0, 1, 2):
+        return "zappers must be 0, 1 or 2"
+    for name in ("max_zaps", "max_invalidations"):
+        bound = getattr(config, name)
+        if bound is not None and (isinstance(bound, bool) or bound < 0):
+            return f"{name} must be a whole number >= 0 or null"
+    return None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What to check: a variant under a configuration."""
+
+    variant: Variant = field(default_factory=make_variant)
+    config: Config = field(default_factory=Config)
