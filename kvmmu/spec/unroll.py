@@ -1,0 +1,61 @@
+"""An incremental unrolling of the transition relation: one solver, states ``s_0 .. s_k`` and step
+choices ``c_0 .. c_{k-1}``, extended one step at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import z3
+
+from kvmmu.spec.state import Expr, State, initial, make_state
+from kvmmu.spec.steps import encode, make_choice
+from kvmmu.spec.variants import Layout
+
+SEED = 0
+
+
+def make_solver(ctx: Any) -> Any:
+    """A solver with a fixed random seed, so that runs are deterministic."""
+    solver = z3.SolverFor("QF_BV", ctx=ctx)
+    solver.set("random_seed", SEED)
+    return solver
+
+
+class Unrolling:
+    """States and choices of a growing path, their constraints added to ``solver``."""
+
+    def __init__(self, layout: Layout, solver: Any | None = None) -> None:
+        self.layout = layout
+        self.solver = make_solver(layout.ctx) if solver is None else solver
+        self.states: list[State] = [make_state(layout, "0")]
+        self.choices: list[Expr] = []
+        self.solver.add(initial(self.states[0]))
+        self._literals = 0
+
+    @property
+    def depth(self) -> int:
+        return len(self.choices)
+
+    def extend(self, guard: Expr | None = None) -> Expr:
+        """Add one step: ``T(s_k, c_k, s_{k+1})``, asserted under ``guard`` when given (an
+        assumption literal), else asserted outright. Returns the new choice variable."""
+        k = self.depth
+        s, t = self.states[k], make_state(self.layout, str(k + 1))
+        c = make_choice(self.layout, str(k))
+        relation = encode(s, c, t)
+        self.solver.add(relation if guard is None else z3.Implies(guard, relation))
+        self.states.append(t)
+        self.choices.append(c)
+        return c
+
+    def literal(self, formula: Expr) -> Expr:
+        """A fresh assumption literal implying ``formula``."""
+        self._literals += 1
+        lit = z3.Bool(f"assume!{self._literals}", self.layout.ctx)
+        self.solver.add(z3.Implies(lit, formula))
+        return lit
+
+    def check(self, *assumptions: Expr, timeout_s: float | None = None) -> Any:
+        if timeout_s is not None:
+            self.solver.set("timeout", max(1, int(timeout_s * 1000)))
+        return self.solver.check(*assumptions)
