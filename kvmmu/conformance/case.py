@@ -1,0 +1,400 @@
+"""Conformance cases, format ``kvmmu-case/1`` (``conformance/FORMAT.md``): loading and checking.
+
+A case is data only: a variant, a configuration, a schedule and what must happen. Everything a
+case says is checked here against the shared vocabulary (``kvmmu.vocab``), so that a typo is an
+:class:`~kvmmu.yamlio.InputError` naming file, line and field, never a silently passing case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from kvmmu.engine import StateValue
+from kvmmu.vocab import (
+    COVER_TARGETS,
+    INVARIANTS,
+    ROOT_KINDS,
+    VCPU_PATHS,
+    Config,
+    Step,
+    Variant,
+    actor_kind,
+    config_error,
+    state_paths,
+)
+from kvmmu.yamlio import (
+    Document,
+    InputError,
+    as_bool,
+    as_int,
+    as_list,
+    as_mapping,
+    as_str,
+    child_path,
+    item_path,
+    load_yaml,
+    parse_variant,
+    shown,
+    type_name,
+)
+
+FORMAT = "kvmmu-case/1"
+
+TOP_REQUIRED = ("format", "description", "variant", "schedule", "expect")
+TOP_OPTIONAL = ("config",)
+CONFIG_KEYS = ("vcpus", "zappers", "notifier", "max_zaps", "max_invalidations")
+EXPECT_REQUIRED = ("violated",)
+EXPECT_OPTIONAL = ("blocked", "enabled", "not_enabled", "state", "covers")
+
+
+@dataclass(frozen=True)
+class EnabledCheck:
+    """After ``after`` executed steps, ``step`` must (``enabled``) or must not be enabled."""
+
+    after: int
+    step: Step
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class StateCheck:
+    """After ``after`` executed steps, the state path ``path`` must be ``value``."""
+
+    after: int
+    path: str
+    value: StateValue
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What must happen. ``violated``: invariant -> 1-based step of its first violation (every
+    other invariant must hold); ``blocked``: the last schedule step must not be enabled."""
+
+    violated: Mapping[str, int]
+    blocked: int | None = None
+    enabled: tuple[EnabledCheck, ...] = ()
+    state: tuple[StateCheck, ...] = ()
+    covers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Case:
+    """One loaded case. ``id`` is the file name without ``.yaml``; ``topic`` its folder."""
+
+    id: str
+    path: Path
+    topic: str
+    description: str
+    variant: Variant
+    config: Config
+    schedule: tuple[Step, ...]
+    expect: Expectation
+
+    @property
+    def executed(self) -> int:
+        """How many schedule steps run: all of them, or those before the blocked one."""
+        blocked = self.expect.blocked
+        return len(self.schedule) if blocked is None else blocked - 1
+
+
+def load_case(path: Path | str) -> Case:
+    """Load and check one case file; raises :class:`InputError`."""
+    path = Path(path)
+    doc = load_yaml(path)
+    return parse_case(doc, path)
+
+
+def parse_case(doc: Document, path: Path) -> Case:
+    top = as_mapping(doc, "", doc.data, TOP_REQUIRED, TOP_OPTIONAL)
+    fmt = as_str(doc, "format", top["format"])
+    if fmt != FORMAT:
+        raise doc.error("format", f"unsupported format {fmt!r} (this loader reads {FORMAT})")
+    description = as_str(doc, "description", top["description"]).strip()
+    if not description:
+        raise doc.error("description", "the description is empty: say what the case shows")
+    variant = parse_variant(doc, "variant", top["variant"])
+    config = parse_config(doc, "config", top.get("config", {}))
+    schedule = parse_schedule(doc, "schedule", top["schedule"], config)
+    expect = parse_expect(doc, "expect", top["expect"], config, schedule)
+    return Case(
+        id=path.stem,
+        path=path,
+        topic=path.parent.name,
+        description=description,
+        variant=variant,
+        config=config,
+        schedule=schedule,
+        expect=expect,
+    )
+
+
+# --- config --------------------------------------------------------------------------------------
+
+
+def parse_config(doc: Document, path: str, value: object) -> Config:
+    fields = as_mapping(doc, path, value, optional=CONFIG_KEYS)
+    default = Config()
+    vcpus = default.vcpus
+    if "vcpus" in fields:
+        vcpus = _root_kinds(doc, child_path(path, "vcpus"), fields["vcpus"])
+    zappers = default.zappers
+    if "zappers" in fields:
+        zappers = as_int(doc, child_path(path, "zappers"), fields["zappers"], minimum=0)
+        if zappers > 2:
+            raise doc.error(child_path(path, "zappers"), f"at most 2 zappers, got {zappers}")
+    notifier = default.notifier
+    if "notifier" in fields:
+        notifier = as_bool(doc, child_path(path, "notifier"), fields["notifier"])
+    bounds: dict[str, int | None] = {
+        "max_zaps": default.max_zaps,
+        "max_invalidations": default.max_invalidations,
+    }
+    for name in bounds:
+        if name in fields:
+            bound = fields[name]
+            sub = child_path(path, name)
+            bounds[name] = None if bound is None else as_int(doc, sub, bound, minimum=0)
+    config = Config(vcpus, zappers, notifier, bounds["max_zaps"], bounds["max_invalidations"])
+    # The checks above give the line of the field; this one catches any rule vocab adds later.
+    reason = config_error(config)
+    if reason is not None:
+        raise doc.error(path, reason)
+    return config
+
+
+def _root_kinds(doc: Document, path: str, value: object) -> tuple[str, ...]:
+    items = as_list(doc, path, value)
+    if not items:
+        raise doc.error(path, "at least one vCPU is needed")
+    kinds = []
+    for index, item in enumerate(items):
+        sub = item_path(path, index)
+        kind = as_str(doc, sub, item)
+        if kind not in ROOT_KINDS:
+            raise doc.error(sub, f"unknown root kind {kind!r} (one of {', '.join(ROOT_KINDS)})")
+        kinds.append(kind)
+    return tuple(kinds)
+
+
+# --- schedule ------------------------------------------------------------------------------------
+
+
+def parse_step(doc: Document, path: str, value: object, config: Config) -> Step:
+    """``"ACTOR STEP"`` with an actor that exists in ``config`` and a step of its kind."""
+    text = as_str(doc, path, value)
+    try:
+        step = Step.parse(text)
+    except ValueError as exc:
+        raise doc.error(path, str(exc)) from exc
+    actors = config.actors()
+    if step.actor not in actors:
+        raise doc.error(
+            path,
+            f"actor {step.actor!r} is not in the configuration (its actors: {', '.join(actors)})",
+        )
+    return step
+
+
+def parse_schedule(doc: Document, path: str, value: object, config: Config) -> tuple[Step, ...]:
+    items = as_list(doc, path, value)
+    if not items:
+        raise doc.error(path, "the schedule is empty")
+    return tuple(
+        parse_step(doc, item_path(path, index), item, config) for index, item in enumerate(items)
+    )
+
+
+# --- expect --------------------------------------------------------------------------------------
+
+
+def parse_expect(
+    doc: Document, path: str, value: object, config: Config, schedule: tuple[Step, ...]
+) -> Expectation:
+    fields = as_mapping(doc, path, value, EXPECT_REQUIRED, EXPECT_OPTIONAL)
+    blocked = None
+    if "blocked" in fields:
+        blocked = _blocked(doc, child_path(path, "blocked"), fields["blocked"], schedule)
+    # Steps after a blocked one never run, so nothing can be asked about them.
+    executed = len(schedule) if blocked is None else blocked - 1
+    violated = _violated(doc, child_path(path, "violated"), fields["violated"], executed, blocked)
+    enabled: list[EnabledCheck] = []
+    for key, must in (("enabled", True), ("not_enabled", False)):
+        if key in fields:
+            enabled += _enabled(doc, child_path(path, key), fields[key], must, config, executed)
+    state: tuple[StateCheck, ...] = ()
+    if "state" in fields:
+        state = _state(doc, child_path(path, "state"), fields["state"], config, executed)
+    covers: tuple[str, ...] = ()
+    if "covers" in fields:
+        covers = _covers(doc, child_path(path, "covers"), fields["covers"])
+    return Expectation(violated, blocked, tuple(enabled), state, covers)
+
+
+def _blocked(doc: Document, path: str, value: object, schedule: tuple[Step, ...]) -> int:
+    index = as_int(doc, path, value, minimum=1)
+    if index != len(schedule):
+        # The replay stops at the blocked step: any step after it would be dead text.
+        raise doc.error(
+            path,
+            f"the blocked step must be the last schedule step ({len(schedule)}), got {index}",
+        )
+    return index
+
+
+def _step_index(doc: Document, path: str, value: object, executed: int, blocked: int | None) -> int:
+    index = as_int(doc, path, value, minimum=1)
+    if index > executed:
+        if blocked is not None and index == blocked:
+            raise doc.error(path, f"step {index} is the blocked step, it never runs")
+        raise doc.error(
+            path, f"step {index} is past the last executed step ({executed}) of the schedule"
+        )
+    return index
+
+
+def _violated(
+    doc: Document, path: str, value: object, executed: int, blocked: int | None
+) -> dict[str, int]:
+    if value is None:  # ``violated:`` with nothing after it reads as "none"
+        return {}
+    if not isinstance(value, dict):
+        raise doc.error(path, f"expected a mapping of invariant: step, got {type_name(value)}")
+    fields: dict[str, object] = value
+    for name in fields:
+        if name not in INVARIANTS:
+            raise doc.error(
+                child_path(path, name),
+                f"unknown invariant {name!r} (known: {', '.join(INVARIANTS)})",
+            )
+    return {
+        name: _step_index(doc, child_path(path, name), index, executed, blocked)
+        for name, index in fields.items()
+    }
+
+
+def _after(doc: Document, path: str, value: object, executed: int) -> int:
+    after = as_int(doc, path, value, minimum=0)
+    if after > executed:
+        raise doc.error(
+            path, f"after {after} steps is past the last executed step ({executed}) of the schedule"
+        )
+    return after
+
+
+def _enabled(
+    doc: Document, path: str, value: object, must: bool, config: Config, executed: int
+) -> list[EnabledCheck]:
+    checks = []
+    for index, item in enumerate(as_list(doc, path, value)):
+        sub = item_path(path, index)
+        fields = as_mapping(doc, sub, item, required=("after", "step"))
+        after = _after(doc, child_path(sub, "after"), fields["after"], executed)
+        step = parse_step(doc, child_path(sub, "step"), fields["step"], config)
+        checks.append(EnabledCheck(after, step, must))
+    return checks
+
+
+def _state(
+    doc: Document, path: str, value: object, config: Config, executed: int
+) -> tuple[StateCheck, ...]:
+    known = state_paths(config)
+    checks: list[StateCheck] = []
+    seen: set[tuple[int, str]] = set()
+    for index, item in enumerate(as_list(doc, path, value)):
+        sub = item_path(path, index)
+        if not isinstance(item, dict):
+            raise doc.error(
+                sub, f"expected a mapping with 'after' and paths, got {type_name(item)}"
+            )
+        if "after" not in item:
+            raise doc.error(sub, "missing required key 'after'")
+        after = _after(doc, child_path(sub, "after"), item["after"], executed)
+        paths = [key for key in item if key != "after"]
+        if not paths:
+            raise doc.error(sub, "no state path to check (e.g. kvm.mmu_valid_gen: 1)")
+        for state_path in paths:
+            field = child_path(sub, state_path)
+            if state_path not in known:
+                raise doc.error(field, _unknown_path(state_path, config))
+            if (after, state_path) in seen:
+                raise doc.error(field, f"{state_path} is already checked after {after} steps")
+            seen.add((after, state_path))
+            checks.append(
+                StateCheck(
+                    after, state_path, _state_value(doc, field, state_path, item[state_path])
+                )
+            )
+    return tuple(checks)
+
+
+def _unknown_path(state_path: str, config: Config) -> str:
+    head, _, rest = state_path.partition(".")
+    vcpus = [f"vcpu{i}" for i in range(len(config.vcpus))]
+    if head in vcpus:
+        return f"unknown vCPU state path {rest!r} (known: {', '.join(VCPU_PATHS)})"
+    if actor_kind(head) == "vcpu":
+        return f"{head} is not in the configuration (its vCPUs: {', '.join(vcpus)})"
+    known = [p for p in state_paths(config) if p.startswith("kvm.")]
+    return (
+        f"unknown state path {state_path!r} (known: {', '.join(known)}, "
+        "and vcpuN.PATH; see docs/protocol.md section 6.7)"
+    )
+
+
+# The type of each state path of docs/protocol.md section 6.7, by its last part. Root fields and
+# the fault verdict do not exist without a root or a fault: an engine answers null, and a case
+# may expect null there.
+_INT_PATHS = ("mmu_valid_gen", "mmu_notifier_count")
+_ENUMS: Mapping[str, tuple[str, ...]] = {
+    "mmu_lock": ("free", "write", "read"),
+    "mode": ("outside", "guest", "fault", "crashed"),
+}
+_BOOL_PATHS = ("request", "unload_due", "root.loaded")
+_OPTIONAL_BOOL_PATHS = ("root.obsolete", "root.invalid", "root.freed", "root.spte", "fault.stale")
+
+
+def _state_value(doc: Document, field: str, state_path: str, value: object) -> StateValue:
+    _, _, name = state_path.partition(".")
+    if name in _INT_PATHS:
+        return as_int(doc, field, value, minimum=0)
+    if name == "root.gen":
+        return None if value is None else as_int(doc, field, value, minimum=0)
+    if name in _ENUMS:
+        allowed = _ENUMS[name]
+        if value not in allowed or not isinstance(value, str):
+            raise doc.error(field, f"expected one of {', '.join(allowed)}, got {shown(value)}")
+        return value
+    if name in _BOOL_PATHS:
+        return as_bool(doc, field, value)
+    if name in _OPTIONAL_BOOL_PATHS:
+        return None if value is None else as_bool(doc, field, value)
+    raise doc.error(field, f"no type known for state path {state_path!r}")  # vocab grew a path
+
+
+def _covers(doc: Document, path: str, value: object) -> tuple[str, ...]:
+    targets: list[str] = []
+    for index, item in enumerate(as_list(doc, path, value)):
+        sub = item_path(path, index)
+        target = as_str(doc, sub, item)
+        if target not in COVER_TARGETS:
+            raise doc.error(
+                sub, f"unknown cover target {target!r} (known: {', '.join(COVER_TARGETS)})"
+            )
+        if target in targets:
+            raise doc.error(sub, f"cover target {target!r} is listed twice")
+        targets.append(target)
+    return tuple(targets)
+
+
+__all__ = [
+    "FORMAT",
+    "Case",
+    "EnabledCheck",
+    "Expectation",
+    "InputError",
+    "StateCheck",
+    "load_case",
+    "parse_case",
+]

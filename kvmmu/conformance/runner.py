@@ -1,0 +1,84 @@
+"""Find case files, run them on engines, and summarize.
+
+The engines are passed in (objects following :class:`kvmmu.engine.Engine`); :func:`load_engine`
+builds the two known ones by name, importing them only when asked.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from kvmmu.conformance.case import load_case
+from kvmmu.conformance.check import CaseResult, check_case
+from kvmmu.engine import Engine
+from kvmmu.yamlio import InputError
+
+# Engine name -> (module, class). Imported lazily: the spec pulls in Z3.
+ENGINES: dict[str, tuple[str, str]] = {
+    "impl": ("kvmmu.impl", "ImplEngine"),
+    "spec": ("kvmmu.spec", "SpecEngine"),
+}
+
+LOAD = "(load)"  # the engine name of a result for a case that could not be loaded
+
+
+def load_engine(name: str) -> Engine:
+    """A new engine by name (``impl`` or ``spec``); raises KeyError for an unknown name."""
+    module_name, class_name = ENGINES[name]
+    engine: Engine = getattr(importlib.import_module(module_name), class_name)()
+    return engine
+
+
+def discover(paths: Iterable[Path | str]) -> list[Path]:
+    """Case files under ``paths``: files as given, directories searched recursively for
+    ``*.yaml``; sorted, without duplicates. A path that does not exist raises
+    FileNotFoundError (a typo must not look like an empty, passing suite)."""
+    found: set[Path] = set()
+    for entry in map(Path, paths):
+        if entry.is_dir():
+            found.update(p for p in entry.rglob("*.yaml") if p.is_file())
+        elif entry.is_file():
+            found.add(entry)
+        else:
+            raise FileNotFoundError(f"no such file or directory: {entry}")
+    return sorted(found)
+
+
+def run_cases(paths: Iterable[Path | str], engines: Sequence[Engine]) -> list[CaseResult]:
+    """Every case under ``paths`` on every engine, in order. A case that does not load gives
+    one result with engine ``(load)`` and the error; an engine that raises gives a result with
+    the exception as error, so that one broken case does not hide the others."""
+    results: list[CaseResult] = []
+    for path in discover(paths):
+        try:
+            case = load_case(path)
+        except InputError as exc:
+            results.append(CaseResult(path.stem, path, LOAD, error=str(exc)))
+            continue
+        for engine in engines:
+            try:
+                results.append(check_case(case, engine))
+            except Exception as exc:  # reported per case, not fatal to the run
+                error = f"{type(exc).__name__}: {exc}"
+                results.append(CaseResult(case.id, path, engine.name, error=error))
+    return results
+
+
+def summary(results: Sequence[CaseResult]) -> str:
+    """A readable report: one block per failing result, then the totals."""
+    lines: list[str] = []
+    for result in results:
+        if result.passed:
+            continue
+        lines.append(f"FAIL {result.path} [{result.engine}]")
+        if result.error is not None:
+            lines.append(f"  {result.error}")
+        lines += [f"  {mismatch}" for mismatch in result.mismatches]
+    failed = sum(1 for r in results if not r.passed)
+    cases = len({r.path for r in results})
+    lines.append(
+        f"{cases} cases, {len(results)} results: {len(results) - failed} passed, {failed} failed"
+    )
+    return "\n".join(lines)
