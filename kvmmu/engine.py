@@ -59,7 +59,7 @@ class Replay:
 
 
 class Engine(Protocol):
-    """An engine that can replay a schedule (``kvmmu.impl.ImplEngine``, ``kvmmu.spec.SpecEngine``)."""
+    """An engine that replays schedules: ``kvmmu.impl.ImplEngine`` or ``kvmmu.spec.SpecEngine``."""
 
     name: str
 

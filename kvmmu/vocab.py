@@ -201,10 +201,36 @@ def make_variant(
     knobs: dict[str, KnobValue] = {k: v[0] for k, v in KNOBS.items()}
     knobs.update(PRESETS[base])
     knobs.update(overrides)
-    name = base if not overrides else base + "+" + ",".join(
-        f"{k}={_show(v)}" for k, v in sorted(overrides.items())
+    name = (
+        base
+        if not overrides
+        else base + "+" + ",".join(f"{k}={_show(v)}" for k, v in sorted(overrides.items()))
     )
     return Variant(MappingProxyType(knobs), name)
+
+
+def override(variant: Variant, overrides: Mapping[str, KnobValue]) -> Variant:
+    """``variant`` with some knobs changed; raises ValueError on bad names or values."""
+    if not overrides:
+        return variant
+    for knob, value in overrides.items():
+        reason = knob_error(knob, value)
+        if reason:
+            raise ValueError(reason)
+    knobs = {**variant.knobs, **overrides}
+    shown = ",".join(f"{k}={_show(v)}" for k, v in sorted(overrides.items()))
+    return Variant(MappingProxyType(knobs), f"{variant.name}+{shown}")
+
+
+def variant_spec(variant: Variant) -> str | dict[str, object]:
+    """How a case or variant file names ``variant``: a preset name when it is exactly a preset,
+    else ``{base: v5.16, knobs: {...}}`` with the knobs that differ from the defaults."""
+    for preset in PRESETS:
+        if dict(make_variant(preset).knobs) == dict(variant.knobs):
+            return preset
+    default = make_variant(DEFAULT_PRESET)
+    diff = {k: v for k, v in variant.knobs.items() if default[k] != v}
+    return {"base": DEFAULT_PRESET, "knobs": diff}
 
 
 # --- configuration (protocol.md section 6.1) -----------------------------------------------------
@@ -255,6 +281,28 @@ def config_error(config: Config) -> str | None:
         if bound is not None and (isinstance(bound, bool) or bound < 0):
             return f"{name} must be a whole number >= 0 or null"
     return None
+
+
+def state_paths(config: Config) -> tuple[str, ...]:
+    """Every state path of ``docs/protocol.md`` section 6.7 for ``config``."""
+    paths = ["kvm.mmu_valid_gen", "kvm.mmu_lock", "kvm.mmu_notifier_count"]
+    for i in range(len(config.vcpus)):
+        paths += [f"vcpu{i}.{name}" for name in VCPU_PATHS]
+    return tuple(paths)
+
+
+VCPU_PATHS: tuple[str, ...] = (
+    "mode",
+    "request",
+    "unload_due",
+    "root.loaded",
+    "root.gen",
+    "root.obsolete",
+    "root.invalid",
+    "root.freed",
+    "root.spte",
+    "fault.stale",
+)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,435 @@
+"""The ``kvmmu`` command line.
+
+Exit statuses (a stable interface, documented in README.md):
+
+==  =====================================================================================
+0   everything as asked: every invariant holds (to the depth), every case passes
+1   a violation was found, or a case's expectation failed
+2   bad input: usage, a YAML file, a preset, a knob, a configuration
+3   unknown: the solver gave up or timed out, or an engine failed (never a pass)
+4   vacuous: an invariant holds but a cover target was not reachable within the bound
+==  =====================================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from kvmmu.engine import Engine, Replay
+from kvmmu.vocab import (
+    DEFAULT_PRESET,
+    INVARIANTS,
+    KNOBS,
+    PRESETS,
+    Config,
+    KnobValue,
+    Problem,
+    Step,
+    config_error,
+    make_variant,
+    override,
+)
+
+EXIT_OK = 0
+EXIT_VIOLATION = 1
+EXIT_BAD_INPUT = 2
+EXIT_UNKNOWN = 3
+EXIT_VACUOUS = 4
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+# --- choosing the problem: preset, variant file, knobs, configuration ----------------------------
+
+
+def _parse_knob(text: str) -> tuple[str, KnobValue]:
+    if "=" not in text:
+        raise UsageError(f"--knob takes KNOB=VALUE, got {text!r}")
+    knob, raw = (part.strip() for part in text.split("=", 1))
+    value: KnobValue = {"true": True, "false": False}.get(raw.lower(), raw)
+    return knob, value
+
+
+def add_problem_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that choose a variant and a configuration, shared by several commands."""
+    group = parser.add_argument_group("variant and configuration")
+    group.add_argument(
+        "--preset",
+        default=None,
+        help=f"a preset: {', '.join(PRESETS)} (default {DEFAULT_PRESET})",
+    )
+    group.add_argument("--variant", metavar="FILE.yaml", help="a variant file: base and knobs")
+    group.add_argument(
+        "--knob",
+        action="append",
+        default=[],
+        metavar="KNOB=VALUE",
+        help="override one knob (repeatable), e.g. stale_check.reload_request=none",
+    )
+    group.add_argument(
+        "--vcpus",
+        default="special,sp",
+        help="root kinds of vcpu0, vcpu1, ...: sp, special, tdp (default special,sp)",
+    )
+    group.add_argument("--zappers", type=int, default=1, help="0, 1 or 2 (default 1)")
+    group.add_argument("--notifier", action="store_true", help="run the mmu notifier actor")
+    group.add_argument(
+        "--max-zaps",
+        default="2",
+        help="zaps per zapper, or 'none' for unbounded (default 2)",
+    )
+    group.add_argument(
+        "--max-invalidations",
+        default="1",
+        help="notifier invalidations, or 'none' for unbounded (default 1)",
+    )
+
+
+def _bound(text: str, option: str) -> int | None:
+    if text.lower() in ("none", "null", "unbounded"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"{option} takes a whole number or 'none', got {text!r}") from None
+
+
+def problem_from_args(args: argparse.Namespace) -> Problem:
+    """Build the Problem that the options describe; UsageError or InputError when they are bad."""
+    overrides = dict(_parse_knob(k) for k in args.knob)
+    try:
+        if args.variant:
+            if args.preset:
+                raise UsageError("give --preset or --variant, not both")
+            from kvmmu.yamlio import load_variant_file
+
+            variant = override(load_variant_file(Path(args.variant)), overrides)
+        else:
+            variant = make_variant(args.preset or DEFAULT_PRESET, overrides)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    config = Config(
+        vcpus=tuple(k.strip() for k in args.vcpus.split(",") if k.strip()),
+        zappers=args.zappers,
+        notifier=args.notifier,
+        max_zaps=_bound(args.max_zaps, "--max-zaps"),
+        max_invalidations=_bound(args.max_invalidations, "--max-invalidations"),
+    )
+    reason = config_error(config)
+    if reason:
+        raise UsageError(reason)
+    return Problem(variant, config)
+
+
+def _invariants(args: argparse.Namespace) -> tuple[str, ...]:
+    chosen = tuple(args.invariant) or INVARIANTS
+    for name in chosen:
+        if name not in INVARIANTS:
+            raise UsageError(f"unknown invariant {name!r} (known: {', '.join(INVARIANTS)})")
+    return chosen
+
+
+def _print_json(obj: object) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=False))
+
+
+# --- the commands ------------------------------------------------------------------------------
+
+
+def cmd_knobs(args: argparse.Namespace) -> int:
+    """List knobs, their values and the presets."""
+    if args.json:
+        _print_json(
+            {
+                "knobs": {k: list(v) for k, v in KNOBS.items()},
+                "presets": {p: make_variant(p).as_dict() for p in PRESETS},
+                "invariants": list(INVARIANTS),
+            }
+        )
+        return EXIT_OK
+    from kvmmu.render import table
+
+    rows = [
+        [k, " | ".join(str(x).lower() if isinstance(x, bool) else str(x) for x in v)]
+        for k, v in KNOBS.items()
+    ]
+    print(table(["knob", "values (default first)"], rows))
+    print()
+    print(
+        table(
+            ["preset", "knobs that differ from the defaults"],
+            [
+                [p, ", ".join(f"{k}={v}" for k, v in PRESETS[p].items()) or "(the defaults)"]
+                for p in PRESETS
+            ],
+        )
+    )
+    return EXIT_OK
+
+
+def _problem_json(problem: Problem) -> dict[str, object]:
+    return {
+        "variant": {"name": problem.variant.name, "knobs": problem.variant.as_dict()},
+        "config": problem.config.as_dict(),
+    }
+
+
+def _trace_json(trace: Sequence[Step]) -> list[dict[str, str]]:
+    return [{"actor": s.actor, "step": s.name} for s in trace]
+
+
+def _show_trace(engine: Engine, problem: Problem, trace: Sequence[Step]) -> Replay:
+    """Print a counterexample as per-actor lanes, replayed on ``engine`` for the state columns."""
+    from kvmmu.render import lanes, replay_states, violation_marks
+
+    replay, states = replay_states(engine, problem, trace)
+    print(lanes(problem.config, trace, states, violation_marks(replay)))
+    return replay
+
+
+def _emit_cases(
+    base: Path, engine: Engine, problem: Problem, traces: Mapping[str, Sequence[Step]], how: str
+) -> None:
+    from kvmmu.emit import case_document, write_case
+
+    for invariant, trace in traces.items():
+        path = base if len(traces) == 1 else base.with_name(f"{base.stem}-{invariant}.yaml")
+        replay = engine.replay(problem.variant, problem.config, trace)
+        description = f"Counterexample to {invariant} under {problem.variant.name}, found by {how}."
+        write_case(path, case_document(problem, trace, replay, description))
+        print(f"wrote {path}")
+
+
+def _config_text(config: Config) -> str:
+    parts = [f"vcpus {','.join(config.vcpus)}", f"zappers {config.zappers}"]
+    parts.append(f"max_zaps {config.max_zaps}")
+    if config.notifier:
+        parts += ["notifier", f"max_invalidations {config.max_invalidations}"]
+    return ", ".join(parts)
+
+
+def _verdict_status(verdicts: Sequence[str]) -> int:
+    """The exit status of a set of verdicts: the worst one wins."""
+    if "violated" in verdicts:
+        return EXIT_VIOLATION
+    if any(v in ("unknown", "error") for v in verdicts):
+        return EXIT_UNKNOWN
+    if "vacuous" in verdicts:
+        return EXIT_VACUOUS
+    return EXIT_OK
+
+
+def cmd_prove(args: argparse.Namespace) -> int:
+    """Bounded model checking of the invariants with the Z3 spec."""
+    from kvmmu.spec import SpecEngine, bmc, vacuous
+
+    problem = problem_from_args(args)
+    invariants = _invariants(args)
+    if args.depth < 1:
+        raise UsageError("--depth must be at least 1")
+    results = bmc(problem.variant, problem.config, invariants, args.depth, args.timeout)
+    # a 'holds' whose cover targets are not all reachable proves nothing: it is reported apart
+    verdicts = ["vacuous" if r.verdict == "holds" and vacuous(r) else r.verdict for r in results]
+    status = _verdict_status(verdicts)
+    if args.json:
+        _print_json(
+            {
+                **_problem_json(problem),
+                "results": [
+                    {
+                        "invariant": r.invariant,
+                        "verdict": verdict,
+                        "depth": r.depth,
+                        "trace": _trace_json(r.trace),
+                        "cover": dict(r.cover),
+                        "seconds": round(r.seconds, 3),
+                        "z3": r.z3_version,
+                        **({"reason": r.reason} if r.reason else {}),
+                    }
+                    for r, verdict in zip(results, verdicts, strict=True)
+                ],
+                "exit": status,
+            }
+        )
+    else:
+        engine = SpecEngine()
+        print(f"variant {problem.variant.name}; {_config_text(problem.config)}; depth {args.depth}")
+        for r, verdict in zip(results, verdicts, strict=True):
+            more = {"violated": f" in {len(r.trace)} steps", "holds": f" to depth {r.depth}"}
+            reason = f": {r.reason}" if r.reason else ""
+            print(f"\n{r.invariant}: {verdict}{more.get(verdict, '')} ({r.seconds:.2f} s){reason}")
+            if r.verdict == "violated":
+                _show_trace(engine, problem, r.trace)
+            elif r.cover:
+                shown = ", ".join(f"{t} {'yes' if ok else 'NO'}" for t, ok in r.cover.items())
+                print(f"  cover: {shown}")
+    traces = {r.invariant: r.trace for r in results if r.verdict == "violated"}
+    if args.emit_case and traces:
+        how = f"kvmmu prove (BMC, depth {args.depth})"
+        _emit_cases(Path(args.emit_case), SpecEngine(), problem, traces, how)
+    return status
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Exhaustive breadth-first search of the implementation's interleavings."""
+    from kvmmu.impl import ImplEngine, explore
+
+    problem = problem_from_args(args)
+    invariants = _invariants(args)
+    try:
+        result = explore(problem.variant, problem.config, invariants, args.max_depth)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    status = EXIT_VIOLATION if result.violations else EXIT_OK
+    if args.json:
+        _print_json(
+            {
+                **_problem_json(problem),
+                "results": [
+                    {
+                        "invariant": inv,
+                        "verdict": "violated" if inv in result.violations else "holds",
+                        "trace": _trace_json(result.violations.get(inv, ())),
+                    }
+                    for inv in invariants
+                ],
+                "states": result.states,
+                "depth": result.depth,
+                "covers": sorted(result.covers),
+                "seconds": round(result.seconds, 3),
+                "exit": status,
+            }
+        )
+    else:
+        engine = ImplEngine()
+        bound = f"to depth {args.max_depth}" if args.max_depth is not None else "all reachable"
+        print(f"variant {problem.variant.name}; {_config_text(problem.config)}")
+        print(
+            f"searched {result.states} states ({bound}, deepest {result.depth}) "
+            f"in {result.seconds:.2f} s; covers reached: {', '.join(sorted(result.covers))}"
+        )
+        for inv in invariants:
+            trace = result.violations.get(inv)
+            if trace is None:
+                print(f"\n{inv}: holds")
+            else:
+                print(f"\n{inv}: violated in {len(trace)} steps")
+                _show_trace(engine, problem, trace)
+    if args.emit_case and result.violations:
+        how = "kvmmu search (exhaustive, impl)"
+        _emit_cases(Path(args.emit_case), ImplEngine(), problem, result.violations, how)
+    return status
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "knobs": cmd_knobs,
+    "prove": cmd_prove,
+    "search": cmd_search,
+}
+
+
+def _add_invariant_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--invariant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"check only this invariant (repeatable): {', '.join(INVARIANTS)}",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kvmmu",
+        description=(
+            "Formal specification (Z3) and executable model of the KVM x86 MMU obsolete-root "
+            "protocol."
+        ),
+        epilog=(
+            "exit status: 0 as asked (holds, cases pass), 1 a violation or a failed case, "
+            "2 bad input, 3 unknown (solver gave up) or engine error, 4 vacuous (a cover "
+            "target unreachable within the bound)"
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    knobs = sub.add_parser("knobs", help="list knobs, presets and invariants")
+    knobs.add_argument("--json", action="store_true", help="print one JSON object")
+
+    prove = sub.add_parser(
+        "prove",
+        help="bounded model checking of the invariants (Z3 spec)",
+        description="Check the invariants on every trace of up to --depth steps with the Z3 "
+        "spec. 'holds' means Z3 answered unsat at every depth; beside it every cover target "
+        "must be reachable within the bound, else the verdict is 'vacuous'.",
+    )
+    add_problem_arguments(prove)
+    _add_invariant_argument(prove)
+    prove.add_argument("--depth", type=int, default=20, help="bound in steps (default 20)")
+    prove.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="seconds per invariant before 'unknown' (default 300)",
+    )
+    prove.add_argument("--json", action="store_true", help="print one JSON object")
+    prove.add_argument(
+        "--emit-case", metavar="PATH", help="write each counterexample as a conformance case (YAML)"
+    )
+
+    search = sub.add_parser(
+        "search",
+        help="exhaustive search of the implementation's interleavings",
+        description="Breadth-first search over all interleavings of the Python implementation, "
+        "with state hashing: the first violation found is a shortest one.",
+    )
+    add_problem_arguments(search)
+    _add_invariant_argument(search)
+    search.add_argument(
+        "--max-depth",
+        type=int,
+        default=None,
+        help="stop at this many steps (default: all reachable states)",
+    )
+    search.add_argument("--json", action="store_true", help="print one JSON object")
+    search.add_argument(
+        "--emit-case", metavar="PATH", help="write each counterexample as a conformance case (YAML)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kvmmu`` script: never a traceback for bad input."""
+    from kvmmu.yamlio import InputError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except (UsageError, InputError) as err:
+        print(f"kvmmu: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("kvmmu: interrupted", file=sys.stderr)
+        return EXIT_UNKNOWN
+    except Exception as err:  # an engine bug must still not dump a traceback on the user
+        if os.environ.get("KVMMU_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"kvmmu: internal error: {type(err).__name__}: {err} (KVMMU_DEBUG=1 shows more)",
+            file=sys.stderr,
+        )
+        return EXIT_UNKNOWN
+
+
+if __name__ == "__main__":
+    sys.exit(main())
