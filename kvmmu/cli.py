@@ -329,10 +329,171 @@ def cmd_search(args: argparse.Namespace) -> int:
     return status
 
 
+def _engines(choice: str) -> list[Engine]:
+    from kvmmu.conformance.runner import load_engine
+
+    names = ["impl", "spec"] if choice == "both" else [choice]
+    return [load_engine(name) for name in names]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Replay one case on one or both engines, print its trace, and check its expectation."""
+    from kvmmu.conformance.case import load_case
+    from kvmmu.conformance.check import compare, probes_for
+    from kvmmu.render import table
+
+    case = load_case(Path(args.case))
+    reports = []
+    for engine in _engines(args.engine):
+        replay = engine.replay(case.variant, case.config, case.schedule, probes_for(case))
+        mismatches = compare(case, replay, engine.name)
+        reports.append((engine.name, replay, mismatches))
+    if args.json:
+        _print_json(
+            {
+                "case": case.id,
+                "path": str(case.path),
+                **_problem_json(Problem(case.variant, case.config)),
+                "engines": [
+                    {
+                        "engine": name,
+                        "passed": not mismatches,
+                        "mismatches": mismatches,
+                        "blocked": replay.blocked,
+                        "first_violation": dict(replay.first_violation),
+                        "steps": [
+                            {
+                                "index": r.index,
+                                **_trace_json([r.step])[0],
+                                "changes": r.changes,
+                                "violations": sorted(r.violations),
+                                "covers": sorted(r.covers),
+                            }
+                            for r in replay.steps
+                        ],
+                    }
+                    for name, replay, mismatches in reports
+                ],
+            }
+        )
+    else:
+        print(f"{case.id}: {case.description}")
+        print(f"variant {case.variant.name}; {_config_text(case.config)}")
+        for name, replay, mismatches in reports:
+            rows = [
+                [
+                    str(r.index),
+                    r.step.actor,
+                    r.step.name,
+                    r.changes,
+                    _invariant_status(r.violations),
+                ]
+                for r in replay.steps
+            ]
+            if replay.blocked is not None:
+                blocked = case.schedule[replay.blocked - 1]
+                rows.append([str(replay.blocked), blocked.actor, blocked.name, "(not enabled)", ""])
+            print(f"\n[{name}]")
+            print(table(["#", "actor", "step", "what changed", "invariants"], rows))
+            verdict = "PASS: the expectation holds" if not mismatches else "FAIL:"
+            print("\n".join([verdict, *(f"  {m}" for m in mismatches)]))
+    return EXIT_VIOLATION if any(m for _, _, m in reports) else EXIT_OK
+
+
+def _invariant_status(violations: frozenset[str]) -> str:
+    return "VIOLATED " + ", ".join(sorted(violations)) if violations else "ok"
+
+
+def cmd_conform(args: argparse.Namespace) -> int:
+    """Run many cases on both engines and summarize."""
+    from kvmmu.conformance.runner import discover, run_cases, summary
+
+    try:
+        paths = discover(args.paths or ["conformance/cases"])
+    except FileNotFoundError as err:
+        raise UsageError(str(err)) from None
+    results = run_cases(paths, _engines(args.engine))
+    failed = [r for r in results if not r.passed]
+    if args.json:
+        _print_json(
+            {
+                "cases": len(paths),
+                "results": [
+                    {
+                        "case": r.case_id,
+                        "path": str(r.path),
+                        "engine": r.engine,
+                        "passed": r.passed,
+                        "mismatches": list(r.mismatches),
+                        **({"error": r.error} if r.error is not None else {}),
+                    }
+                    for r in results
+                ],
+                "passed": len(results) - len(failed),
+                "failed": len(failed),
+            }
+        )
+    else:
+        print(summary(results))
+    if any(r.engine == "(load)" for r in failed):
+        return EXIT_BAD_INPUT
+    return EXIT_VIOLATION if failed else EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Differential check of BMC against the exhaustive search, preset by preset."""
+    from kvmmu.differential import sweep
+    from kvmmu.render import table
+
+    presets = args.preset_list.split(",") if args.preset_list else list(PRESETS)
+    for preset in presets:
+        if preset not in PRESETS:
+            raise UsageError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    comparisons = sweep(args.max_vcpus, args.depth, presets, notifier=not args.no_notifier)
+    disagree = [c for c in comparisons if not c.agrees]
+    if args.json:
+        _print_json(
+            {
+                "depth": args.depth,
+                "comparisons": [
+                    {
+                        "variant": c.problem.variant.name,
+                        "config": c.problem.config.as_dict(),
+                        "invariant": c.invariant,
+                        "spec": c.spec_length,
+                        "impl": c.impl_length,
+                        "agrees": c.agrees,
+                        "mismatches": list(c.mismatches),
+                    }
+                    for c in comparisons
+                ],
+                "disagreements": len(disagree),
+            }
+        )
+    else:
+        rows = [
+            [
+                c.problem.variant.name,
+                ",".join(c.problem.config.vcpus),
+                c.invariant,
+                "holds" if c.spec_length is None else f"violated in {c.spec_length}",
+                "holds" if c.impl_length is None else f"violated in {c.impl_length}",
+                "yes" if c.agrees else "NO: " + "; ".join(c.mismatches),
+            ]
+            for c in comparisons
+        ]
+        print(table(["variant", "vcpus", "invariant", "spec (BMC)", "impl (BFS)", "agree"], rows))
+        print(f"{len(comparisons)} comparisons to depth {args.depth}, {len(disagree)} disagree")
+    return EXIT_VIOLATION if disagree else EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "knobs": cmd_knobs,
     "prove": cmd_prove,
     "search": cmd_search,
+    "run": cmd_run,
+    "conform": cmd_conform,
+    "diff": cmd_diff,
 }
 
 
@@ -403,6 +564,51 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--emit-case", metavar="PATH", help="write each counterexample as a conformance case (YAML)"
     )
+    run = sub.add_parser(
+        "run",
+        help="replay one conformance case and check its expectation",
+        description="Replay a case's schedule on an engine, print the trace as a table "
+        "(step, actor, what changed, invariant status) and check the expectation.",
+    )
+    run.add_argument("case", metavar="CASE.yaml")
+    run.add_argument(
+        "--engine",
+        choices=["impl", "spec", "both"],
+        default="impl",
+        help="which engine replays the case (default impl)",
+    )
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+
+    conform = sub.add_parser(
+        "conform",
+        help="run conformance cases on both engines and summarize",
+        description="Run every case under PATHS (files or folders; default conformance/cases) "
+        "on the engines and report each disagreement with the expectation.",
+    )
+    conform.add_argument("paths", nargs="*", metavar="PATH")
+    conform.add_argument(
+        "--engine",
+        choices=["impl", "spec", "both"],
+        default="both",
+        help="which engines run the cases (default both)",
+    )
+    conform.add_argument("--json", action="store_true", help="print one JSON object")
+
+    diff = sub.add_parser(
+        "diff",
+        help="differential check: BMC (spec) against exhaustive search (impl)",
+        description="For every preset and configurations of 1 to --max-vcpus vCPUs, compare "
+        "the BMC verdict and shortest counterexample length with the implementation's "
+        "exhaustive search to the same depth, and replay each engine's counterexample on the "
+        "other.",
+    )
+    diff.add_argument("--max-vcpus", type=int, default=2, help="1 to 3 (default 2)")
+    diff.add_argument("--depth", type=int, default=16, help="bound in steps (default 16)")
+    diff.add_argument(
+        "--presets", dest="preset_list", metavar="P1,P2", help="presets to compare (default all)"
+    )
+    diff.add_argument("--no-notifier", action="store_true", help="leave the notifier out")
+    diff.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 

@@ -89,10 +89,12 @@ def configurations(max_vcpus: int, notifier: bool = True) -> Iterable[Config]:
             yield Config(vcpus=kinds, notifier=notifier, max_zaps=1)
 
 
-def sweep(max_vcpus: int, depth: int, presets: Sequence[str] = tuple(PRESETS)) -> list[Comparison]:
+def sweep(
+    max_vcpus: int, depth: int, presets: Sequence[str] = tuple(PRESETS), notifier: bool = True
+) -> list[Comparison]:
     """Every preset on every configuration of :func:`configurations`."""
     out: list[Comparison] = []
     for preset in presets:
-        for config in configurations(max_vcpus):
+        for config in configurations(max_vcpus, notifier):
             out += compare(Problem(make_variant(preset), config), depth)
     return out

@@ -106,7 +106,7 @@ def test_state_probes() -> None:
         "vcpu0.root.invalid": None,
         "vcpu0.root.freed": None,
         "vcpu0.root.spte": None,
-        "vcpu0.fault.stale": False,
+        "vcpu0.fault.stale": None,  # no fault.check has run
         "vcpu1.root.gen": None,
         "vcpu7.mode": None,
     }

@@ -169,7 +169,7 @@ def test_v5_16_retries_the_special_root_fault_and_reloads() -> None:
         Step("vcpu0", "vcpu.enter"): False,
         Step("vcpu0", "vcpu.check_request"): True,
     }
-    assert r.steps[12].covers == frozenset({"retry.obsolete"})
+    assert r.steps[11].covers == frozenset({"retry.obsolete"})  # at fault.check (step 12)
     assert r.steps[7].covers == frozenset({"zap.zap_obsolete"})
     assert r.first_violation == {}
 
@@ -298,7 +298,7 @@ def test_notifier_invalidation_makes_the_fault_retry() -> None:
     r = replay("v5.16", schedule, probes, config=config)
     assert r.blocked == 11  # max_invalidations is 1
     assert r.state == {6: {"kvm.mmu_notifier_count": 1}, 7: {"kvm.mmu_notifier_count": 0}}
-    assert r.steps[9].covers == frozenset({"retry.notifier"})
+    assert r.steps[8].covers == frozenset({"retry.notifier"})  # at fault.check (step 9)
 
     unchecked = {"stale_check.mmu_notifier": False}
     r = replay("v5.16", schedule[:9] + steps("vcpu0 fault.map"), config=config, overrides=unchecked)

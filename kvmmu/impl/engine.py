@@ -53,7 +53,9 @@ def state_paths(model: Model, m: Machine) -> dict[str, StateValue]:
         out[f"{name}.root.loaded"] = v.root is not None
         for f in _ROOT_FIELDS:
             out[f"{name}.root.{f}"] = None if v.root is None else getattr(v.root, f)
-        out[f"{name}.fault.stale"] = v.stale
+        # the verdict of is_page_fault_stale() exists from fault.check until fault.unlock
+        checked = v.mode == "fault" and v.pc in ("fault.map", "fault.unlock")
+        out[f"{name}.fault.stale"] = v.stale if checked else None
         out[f"{name}.fault.lock"] = v.lock
         out[f"{name}.fault.seq_changed"] = v.seq_changed
         out[f"{name}.fault.pfn_stale"] = v.pfn_stale

@@ -353,7 +353,8 @@ def kvm_zap_obsolete_pages(p: Params, m: Machine, i: int) -> Machine | None:
             return v
         if p.respect_root_count:
             return replace(v, root=replace(v.root, spte=False, invalid=True))
-        return replace(v, root=replace(v.root, spte=False, freed=True))
+        # __kvm_mmu_prepare_zap_page() sets role.invalid whether or not it frees the page
+        return replace(v, root=replace(v.root, spte=False, invalid=True, freed=True))
 
     m = m.with_vcpus(tuple(zap(v) for v in m.vcpus))
     return m.with_zapper(i, replace(z, pc=p.zap_program.index("zap.zap_obsolete") + 1))

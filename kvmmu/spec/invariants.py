@@ -100,13 +100,13 @@ def cover_zap_obsolete(s: State, c: Expr, t: State) -> Expr:
 
 
 def cover_retry_obsolete(s: State, c: Expr, t: State) -> Expr:
-    """``retry.obsolete``: a fault ends stale because of part 1 or 2 of the check (at its
-    ``fault.unlock``), or at ``fault.check_request``."""
+    """``retry.obsolete``: a ``fault.check`` finds the fault stale because of part 1 or 2, or a
+    ``fault.check_request`` ends the fault."""
     items: list[Expr] = []
     for v in s.layout.vcpus:
         ended = z3.And(
-            _took(s, c, v.actor, "fault.unlock"),
-            s.flag(v, "stale") == s.stale_val(STALE_OBSOLETE),
+            _took(s, c, v.actor, "fault.check"),
+            t.flag(v, "stale") == t.stale_val(STALE_OBSOLETE),
         )
         early = z3.And(_took(s, c, v.actor, "fault.check_request"), request_part(s, v))
         items += [ended, early]
@@ -114,13 +114,13 @@ def cover_retry_obsolete(s: State, c: Expr, t: State) -> Expr:
 
 
 def cover_retry_notifier(s: State, c: Expr, t: State) -> Expr:
-    """``retry.notifier``: a fault ends (``fault.unlock``) stale because of part 3."""
+    """``retry.notifier``: a ``fault.check`` finds the fault stale because of part 3."""
     return _any(
         s,
         [
             z3.And(
-                _took(s, c, v.actor, "fault.unlock"),
-                s.flag(v, "stale") == s.stale_val(STALE_NOTIFIER),
+                _took(s, c, v.actor, "fault.check"),
+                t.flag(v, "stale") == t.stale_val(STALE_NOTIFIER),
             )
             for v in s.layout.vcpus
         ],
