@@ -250,6 +250,7 @@ def cmd_prove(args: argparse.Namespace) -> int:
                         "depth": r.depth,
                         "trace": _trace_json(r.trace),
                         "cover": dict(r.cover),
+                        "cover_required": sorted(r.required_covers),
                         "seconds": round(r.seconds, 3),
                         "z3": r.z3_version,
                         **({"reason": r.reason} if r.reason else {}),
@@ -269,13 +270,23 @@ def cmd_prove(args: argparse.Namespace) -> int:
             if r.verdict == "violated":
                 _show_trace(engine, problem, r.trace)
             elif r.cover:
-                shown = ", ".join(f"{t} {'yes' if ok else 'NO'}" for t, ok in r.cover.items())
-                print(f"  cover: {shown}")
+                print(f"  cover within the bound: {_cover_text(r.cover, r.required_covers)}")
     traces = {r.invariant: r.trace for r in results if r.verdict == "violated"}
     if args.emit_case and traces:
         how = f"kvmmu prove (BMC, depth {args.depth})"
         _emit_cases(Path(args.emit_case), SpecEngine(), problem, traces, how)
     return status
+
+
+def _cover_text(cover: Mapping[str, bool | None], required: frozenset[str]) -> str:
+    """``fault.map yes, retry.notifier n/a, ...``: n/a for targets the problem rules out."""
+
+    def show(target: str, reached: bool | None) -> str:
+        if target not in required:
+            return f"{target} n/a"
+        return f"{target} {'yes' if reached else 'NO' if reached is False else 'unknown'}"
+
+    return ", ".join(show(t, ok) for t, ok in cover.items())
 
 
 def cmd_search(args: argparse.Namespace) -> int:
