@@ -304,6 +304,39 @@ VCPU_PATHS: tuple[str, ...] = (
     "fault.stale",
 )
 
+# --- control paths (the step-by-step refinement check, kvmmu.refinement) -------------------------
+# Section 6.7 names what a case may check; comparing one step of the implementation with the
+# spec's transition relation needs the rest of section 6.2 too: program positions, lock holders,
+# the fault locals, the ghost ``reloaded`` and the actors' counters. Names only: each engine
+# answers (impl) or interprets (spec) them with its own logic. Values:
+# ``kvm.mmu_lock.holders``: the writer, or the readers comma-separated in name order, or null;
+# ``kvm.slots_lock``: the zapper holding it, or null; ``vcpuN.pc``: the vCPU's next fault step
+# (``fault.lock``), null outside the fault path; ``vcpuN.fault.lock``: ``none``, ``read``,
+# ``write``; ``zapperX.pc``: the zapper's next step (at the optional yield: ``zap.yield``);
+# ``zapperX.zaps``, ``notifier.invalidations``: counts; ``notifier.state``: ``idle``, ``started``.
+KVM_CONTROL_PATHS: tuple[str, ...] = ("kvm.mmu_lock.holders", "kvm.slots_lock")
+VCPU_CONTROL_PATHS: tuple[str, ...] = (
+    "pc",
+    "reloaded",
+    "fault.lock",
+    "fault.seq_changed",
+    "fault.pfn_stale",
+)
+ZAPPER_CONTROL_PATHS: tuple[str, ...] = ("pc", "zaps")
+NOTIFIER_CONTROL_PATHS: tuple[str, ...] = ("state", "invalidations")
+
+
+def refinement_paths(config: Config) -> tuple[str, ...]:
+    """The state paths of section 6.7 and the control paths above, for ``config``."""
+    paths = [*state_paths(config), *KVM_CONTROL_PATHS]
+    for i in range(len(config.vcpus)):
+        paths += [f"vcpu{i}.{name}" for name in VCPU_CONTROL_PATHS]
+    for zapper in ("zapper", "zapper1")[: config.zappers]:
+        paths += [f"{zapper}.{name}" for name in ZAPPER_CONTROL_PATHS]
+    if config.notifier:
+        paths += [f"notifier.{name}" for name in NOTIFIER_CONTROL_PATHS]
+    return tuple(paths)
+
 
 @dataclass(frozen=True)
 class Problem:
