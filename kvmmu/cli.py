@@ -8,6 +8,8 @@ Exit statuses (a stable interface, documented in README.md):
 2   bad input: usage, a YAML file, a preset, a knob, a configuration
 3   unknown: the solver gave up or timed out, or an engine failed (never a pass)
 4   vacuous: an invariant holds but a cover target was not reachable within the bound
+5   not inductive: k-induction found a counterexample to induction (not a violation)
+6   holds only to a depth, where k-induction was asked to prove it for all depths
 ==  =====================================================================================
 """
 
@@ -22,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from kvmmu.engine import Engine, Replay
+from kvmmu.prover import Verdict
 from kvmmu.vocab import (
     DEFAULT_PRESET,
     INVARIANTS,
@@ -216,66 +219,104 @@ def _config_text(config: Config) -> str:
     return ", ".join(parts)
 
 
-def _verdict_status(verdicts: Sequence[str]) -> int:
-    """The exit status of a set of verdicts: the worst one wins."""
-    if "violated" in verdicts:
-        return EXIT_VIOLATION
-    if any(v in ("unknown", "error") for v in verdicts):
-        return EXIT_UNKNOWN
-    if "vacuous" in verdicts:
-        return EXIT_VACUOUS
-    return EXIT_OK
-
-
 def cmd_prove(args: argparse.Namespace) -> int:
-    """Bounded model checking of the invariants with the Z3 spec."""
-    from kvmmu.spec import SpecEngine, bmc, vacuous
+    """Prove invariants with the Z3 spec: one problem from the options, or obligation files."""
+    if args.paths:
+        return _prove_obligations(args)
+    from kvmmu.obligations import verdict_json
+    from kvmmu.prover import check, worst_status
+    from kvmmu.spec import SpecEngine
 
     problem = problem_from_args(args)
     invariants = _invariants(args)
-    if args.depth < 1:
-        raise UsageError("--depth must be at least 1")
-    results = bmc(problem.variant, problem.config, invariants, args.depth, args.timeout)
-    # a 'holds' whose cover targets are not all reachable proves nothing: it is reported apart
-    verdicts = ["vacuous" if r.verdict == "holds" and vacuous(r) else r.verdict for r in results]
-    status = _verdict_status(verdicts)
+    bound = args.depth if args.engine == "bmc" else args.max_k
+    if bound < 1:
+        raise UsageError("--depth and --max-k must be at least 1")
+    verdicts = check(problem.variant, problem.config, invariants, args.engine, bound, args.timeout)
+    status = worst_status([v.exit_status for v in verdicts])
     if args.json:
-        _print_json(
-            {
-                **_problem_json(problem),
-                "results": [
-                    {
-                        "invariant": r.invariant,
-                        "verdict": verdict,
-                        "depth": r.depth,
-                        "trace": _trace_json(r.trace),
-                        "cover": dict(r.cover),
-                        "cover_required": sorted(r.required_covers),
-                        "seconds": round(r.seconds, 3),
-                        "z3": r.z3_version,
-                        **({"reason": r.reason} if r.reason else {}),
-                    }
-                    for r, verdict in zip(results, verdicts, strict=True)
-                ],
-                "exit": status,
-            }
-        )
+        results = [verdict_json(v, problem.variant, problem.config, args.timeout) for v in verdicts]
+        _print_json({**_problem_json(problem), "results": results, "exit": status})
     else:
-        engine = SpecEngine()
-        print(f"variant {problem.variant.name}; {_config_text(problem.config)}; depth {args.depth}")
-        for r, verdict in zip(results, verdicts, strict=True):
-            more = {"violated": f" in {len(r.trace)} steps", "holds": f" to depth {r.depth}"}
-            reason = f": {r.reason}" if r.reason else ""
-            print(f"\n{r.invariant}: {verdict}{more.get(verdict, '')} ({r.seconds:.2f} s){reason}")
-            if r.verdict == "violated":
-                _show_trace(engine, problem, r.trace)
-            elif r.cover:
-                print(f"  cover within the bound: {_cover_text(r.cover, r.required_covers)}")
-    traces = {r.invariant: r.trace for r in results if r.verdict == "violated"}
+        how = f"depth {bound}" if args.engine == "bmc" else f"k-induction up to k = {bound}"
+        print(f"variant {problem.variant.name}; {_config_text(problem.config)}; {how}")
+        for v in verdicts:
+            print(f"\n{v.invariant}: {_verdict_text(v)}")
+            if v.verdict == "violated":
+                _show_trace(SpecEngine(), problem, v.trace)
+            elif v.cover:
+                print(f"  cover within the bound: {_cover_text(v.cover, v.required)}")
+    traces = {v.invariant: v.trace for v in verdicts if v.verdict == "violated"}
     if args.emit_case and traces:
-        how = f"kvmmu prove (BMC, depth {args.depth})"
+        how = f"kvmmu prove ({args.engine}, bound {bound})"
         _emit_cases(Path(args.emit_case), SpecEngine(), problem, traces, how)
     return status
+
+
+def _verdict_text(v: Verdict) -> str:
+    """``violated in 13 steps (0.25 s)``, ``proved at k = 4 with lemmas a, b (1.2 s)``, ..."""
+    more = {
+        "violated": f" in {len(v.trace)} steps",
+        "holds": f" to depth {v.bound}",
+        "proved": f" for all depths (k = {v.k}"
+        + (f"; lemmas {', '.join(v.lemmas)})" if v.lemmas else ")"),
+        "not_inductive": f" at k = {v.bound} (not a violation: the counterexample to induction "
+        "may be unreachable)",
+    }.get(v.verdict, "")
+    reason = f": {v.reason}" if v.reason else ""
+    return f"{v.verdict}{more} ({v.seconds:.2f} s){reason}"
+
+
+def _prove_obligations(args: argparse.Namespace) -> int:
+    """Run proof obligation files: a table, and JSON or JUnit XML reports on request."""
+    from kvmmu.obligations import junit_xml, load_manifest, outcome_json, run
+    from kvmmu.render import table
+
+    given = [name for name in ("preset", "variant") if getattr(args, name)]
+    if given or args.knob or args.invariant:
+        raise UsageError("obligation files fix the variant and invariant: drop the options")
+    try:
+        obligations = load_manifest(args.paths)
+    except FileNotFoundError as err:
+        raise UsageError(str(err)) from None
+    chosen = [ob for ob in obligations if args.klass in ("all", ob.klass)]
+    outcomes = []
+    for ob in chosen:
+        outcome = run(ob)
+        outcomes.append(outcome)
+        if not args.json:
+            verdict = outcome.verdict
+            mark = "ok  " if outcome.mismatch is None else "FAIL"
+            print(f"{mark} {ob.id}: {_verdict_text(verdict)}", flush=True)
+    failed = [o for o in outcomes if o.mismatch is not None]
+    report = {
+        "obligations": [outcome_json(o) for o in outcomes],
+        "passed": len(outcomes) - len(failed),
+        "failed": len(failed),
+    }
+    if args.json:
+        _print_json(report)
+    else:
+        rows = [
+            [
+                o.obligation.id,
+                o.obligation.invariant,
+                o.obligation.engine,
+                o.obligation.expect,
+                o.verdict.verdict,
+                f"{o.verdict.seconds:.2f}",
+                "ok" if o.mismatch is None else f"FAIL: {o.mismatch}",
+            ]
+            for o in outcomes
+        ]
+        print()
+        print(table(["obligation", "invariant", "engine", "expect", "verdict", "s", ""], rows))
+        print(f"{len(outcomes)} obligations: {report['passed']} as expected, {len(failed)} not")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if args.junit:
+        Path(args.junit).write_text(junit_xml(outcomes) + "\n", encoding="utf-8")
+    return EXIT_VIOLATION if failed else EXIT_OK
 
 
 def _cover_text(cover: Mapping[str, bool | None], required: frozenset[str]) -> str:
@@ -526,9 +567,10 @@ def build_parser() -> argparse.ArgumentParser:
             "protocol."
         ),
         epilog=(
-            "exit status: 0 as asked (holds, cases pass), 1 a violation or a failed case, "
-            "2 bad input, 3 unknown (solver gave up) or engine error, 4 vacuous (a cover "
-            "target unreachable within the bound)"
+            "exit status: 0 as asked (proved or holds, cases pass, engines agree), 1 a "
+            "violation, a failed case or obligation, 2 bad input, 3 unknown (solver gave up) or "
+            "engine error, 4 vacuous (a cover target unreachable within the bound), 5 not "
+            "inductive, 6 holds only to a depth where k-induction was asked"
         ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -538,14 +580,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     prove = sub.add_parser(
         "prove",
-        help="bounded model checking of the invariants (Z3 spec)",
-        description="Check the invariants on every trace of up to --depth steps with the Z3 "
-        "spec. 'holds' means Z3 answered unsat at every depth; beside it every cover target "
-        "must be reachable within the bound, else the verdict is 'vacuous'.",
+        help="prove invariants with the Z3 spec (BMC or k-induction), or run proof obligations",
+        description="With PATHs: run the proof obligations in those files or folders "
+        "(proofs/) and check each verdict against its expectation. Without: check the "
+        "invariants of the problem given by the options. --engine bmc checks every trace of up "
+        "to --depth steps ('holds' means Z3 answered unsat at every depth); --engine kind "
+        "proves them for all depths by k-induction with proved lemmas ('proved'), or reports "
+        "a counterexample to induction ('not_inductive'). Beside every holds or proved, each "
+        "required cover target must be reachable within the bound, else the verdict is "
+        "'vacuous'.",
     )
+    prove.add_argument("paths", nargs="*", metavar="PATH", help="proof obligation files or folders")
     add_problem_arguments(prove)
     _add_invariant_argument(prove)
-    prove.add_argument("--depth", type=int, default=20, help="bound in steps (default 20)")
+    prove.add_argument(
+        "--engine",
+        choices=["bmc", "kind"],
+        default="bmc",
+        help="bmc: bounded model checking (default); kind: k-induction",
+    )
+    prove.add_argument("--depth", type=int, default=20, help="BMC bound in steps (default 20)")
+    prove.add_argument(
+        "--max-k", type=int, default=30, help="largest k for k-induction (default 30)"
+    )
     prove.add_argument(
         "--timeout",
         type=float,
@@ -556,6 +613,15 @@ def build_parser() -> argparse.ArgumentParser:
     prove.add_argument(
         "--emit-case", metavar="PATH", help="write each counterexample as a conformance case (YAML)"
     )
+    prove.add_argument(
+        "--class",
+        dest="klass",
+        choices=["small", "full", "all"],
+        default="all",
+        help="with PATHs: run only the obligations of this class (default all)",
+    )
+    prove.add_argument("--junit", metavar="FILE", help="with PATHs: write a JUnit XML report")
+    prove.add_argument("--json-out", metavar="FILE", help="with PATHs: write the JSON report")
 
     search = sub.add_parser(
         "search",

@@ -23,7 +23,17 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from kvmmu.vocab import DEFAULT_PRESET, PRESETS, KnobValue, Variant, knob_error, make_variant
+from kvmmu.vocab import (
+    DEFAULT_PRESET,
+    PRESETS,
+    ROOT_KINDS,
+    Config,
+    KnobValue,
+    Variant,
+    config_error,
+    knob_error,
+    make_variant,
+)
 
 # Field names for errors that belong to no field.
 DOCUMENT = "(document)"
@@ -236,6 +246,9 @@ def as_int(doc: Document, path: str, value: object, minimum: int | None = None) 
     return value
 
 
+CONFIG_KEYS = ("vcpus", "zappers", "notifier", "max_zaps", "max_invalidations")
+
+
 # --- variants ------------------------------------------------------------------------------------
 
 VARIANT_FORMAT = "kvmmu-variant/1"
@@ -311,3 +324,54 @@ def load_variant_file(path: Path | str) -> Variant:
             raise doc.error("name", "the name is empty")
         variant = dataclasses.replace(variant, name=name)
     return variant
+
+
+# --- configurations (cases and proof obligations) -------------------------------------------
+
+
+def parse_config(doc: Document, path: str, value: object) -> Config:
+    fields = as_mapping(doc, path, value, optional=CONFIG_KEYS)
+    default = Config()
+    vcpus = default.vcpus
+    if "vcpus" in fields:
+        vcpus = _root_kinds(doc, child_path(path, "vcpus"), fields["vcpus"])
+    zappers = default.zappers
+    if "zappers" in fields:
+        zappers = as_int(doc, child_path(path, "zappers"), fields["zappers"], minimum=0)
+        if zappers > 2:
+            raise doc.error(child_path(path, "zappers"), f"at most 2 zappers, got {zappers}")
+    notifier = default.notifier
+    if "notifier" in fields:
+        notifier = as_bool(doc, child_path(path, "notifier"), fields["notifier"])
+    bounds: dict[str, int | None] = {
+        "max_zaps": default.max_zaps,
+        "max_invalidations": default.max_invalidations,
+    }
+    for name in bounds:
+        if name in fields:
+            bound = fields[name]
+            sub = child_path(path, name)
+            bounds[name] = None if bound is None else as_int(doc, sub, bound, minimum=0)
+    config = Config(vcpus, zappers, notifier, bounds["max_zaps"], bounds["max_invalidations"])
+    # The checks above give the line of the field; this one catches any rule vocab adds later.
+    reason = config_error(config)
+    if reason is not None:
+        raise doc.error(path, reason)
+    return config
+
+
+def _root_kinds(doc: Document, path: str, value: object) -> tuple[str, ...]:
+    items = as_list(doc, path, value)
+    if not items:
+        raise doc.error(path, "at least one vCPU is needed")
+    kinds = []
+    for index, item in enumerate(items):
+        sub = item_path(path, index)
+        kind = as_str(doc, sub, item)
+        if kind not in ROOT_KINDS:
+            raise doc.error(sub, f"unknown root kind {kind!r} (one of {', '.join(ROOT_KINDS)})")
+        kinds.append(kind)
+    return tuple(kinds)
+
+
+# --- schedule ------------------------------------------------------------------------------------

@@ -15,13 +15,11 @@ from kvmmu.engine import StateValue
 from kvmmu.vocab import (
     COVER_TARGETS,
     INVARIANTS,
-    ROOT_KINDS,
     VCPU_PATHS,
     Config,
     Step,
     Variant,
     actor_kind,
-    config_error,
     state_paths,
 )
 from kvmmu.yamlio import (
@@ -35,6 +33,7 @@ from kvmmu.yamlio import (
     child_path,
     item_path,
     load_yaml,
+    parse_config,
     parse_variant,
     shown,
     type_name,
@@ -44,7 +43,6 @@ FORMAT = "kvmmu-case/1"
 
 TOP_REQUIRED = ("format", "description", "variant", "schedule", "expect")
 TOP_OPTIONAL = ("config",)
-CONFIG_KEYS = ("vcpus", "zappers", "notifier", "max_zaps", "max_invalidations")
 EXPECT_REQUIRED = ("violated",)
 EXPECT_OPTIONAL = ("blocked", "enabled", "not_enabled", "state", "covers")
 
@@ -128,57 +126,6 @@ def parse_case(doc: Document, path: Path) -> Case:
         schedule=schedule,
         expect=expect,
     )
-
-
-# --- config --------------------------------------------------------------------------------------
-
-
-def parse_config(doc: Document, path: str, value: object) -> Config:
-    fields = as_mapping(doc, path, value, optional=CONFIG_KEYS)
-    default = Config()
-    vcpus = default.vcpus
-    if "vcpus" in fields:
-        vcpus = _root_kinds(doc, child_path(path, "vcpus"), fields["vcpus"])
-    zappers = default.zappers
-    if "zappers" in fields:
-        zappers = as_int(doc, child_path(path, "zappers"), fields["zappers"], minimum=0)
-        if zappers > 2:
-            raise doc.error(child_path(path, "zappers"), f"at most 2 zappers, got {zappers}")
-    notifier = default.notifier
-    if "notifier" in fields:
-        notifier = as_bool(doc, child_path(path, "notifier"), fields["notifier"])
-    bounds: dict[str, int | None] = {
-        "max_zaps": default.max_zaps,
-        "max_invalidations": default.max_invalidations,
-    }
-    for name in bounds:
-        if name in fields:
-            bound = fields[name]
-            sub = child_path(path, name)
-            bounds[name] = None if bound is None else as_int(doc, sub, bound, minimum=0)
-    config = Config(vcpus, zappers, notifier, bounds["max_zaps"], bounds["max_invalidations"])
-    # The checks above give the line of the field; this one catches any rule vocab adds later.
-    reason = config_error(config)
-    if reason is not None:
-        raise doc.error(path, reason)
-    return config
-
-
-def _root_kinds(doc: Document, path: str, value: object) -> tuple[str, ...]:
-    items = as_list(doc, path, value)
-    if not items:
-        raise doc.error(path, "at least one vCPU is needed")
-    kinds = []
-    for index, item in enumerate(items):
-        sub = item_path(path, index)
-        kind = as_str(doc, sub, item)
-        if kind not in ROOT_KINDS:
-            raise doc.error(sub, f"unknown root kind {kind!r} (one of {', '.join(ROOT_KINDS)})")
-        kinds.append(kind)
-    return tuple(kinds)
-
-
-# --- schedule ------------------------------------------------------------------------------------
 
 
 def parse_step(doc: Document, path: str, value: object, config: Config) -> Step:
