@@ -313,6 +313,9 @@ VCPU_PATHS: tuple[str, ...] = (
 # ``kvm.slots_lock``: the zapper holding it, or null; ``vcpuN.pc``: the vCPU's next fault step
 # (``fault.lock``), null outside the fault path; ``vcpuN.fault.lock``: ``none``, ``read``,
 # ``write``; ``zapperX.pc``: the zapper's next step (at the optional yield: ``zap.yield``);
+# ``zapperX.position``: the 0-based index of that step in the zapper's program as section 6.3
+# lists it (``zap.lock`` = 0), which tells the two ``zap.relock`` apart when both
+# ``zap.unlock_between_gen_and_request`` and ``zap.yield`` are on;
 # ``zapperX.zaps``, ``notifier.invalidations``: counts; ``notifier.state``: ``idle``, ``started``.
 KVM_CONTROL_PATHS: tuple[str, ...] = ("kvm.mmu_lock.holders", "kvm.slots_lock")
 VCPU_CONTROL_PATHS: tuple[str, ...] = (
@@ -322,7 +325,7 @@ VCPU_CONTROL_PATHS: tuple[str, ...] = (
     "fault.seq_changed",
     "fault.pfn_stale",
 )
-ZAPPER_CONTROL_PATHS: tuple[str, ...] = ("pc", "zaps")
+ZAPPER_CONTROL_PATHS: tuple[str, ...] = ("pc", "position", "zaps")
 NOTIFIER_CONTROL_PATHS: tuple[str, ...] = ("state", "invalidations")
 
 
