@@ -28,6 +28,7 @@ from kvmmu.yamlio import (
     as_mapping,
     as_str,
     child_path,
+    find_yaml_files,
     item_path,
     load_yaml,
     parse_config,
@@ -86,20 +87,6 @@ class Outcome:
 
 
 # --- loading -------------------------------------------------------------------------------------
-
-
-def discover(paths: Iterable[Path | str]) -> list[Path]:
-    """Obligation files: files as given, folders searched for ``*.yaml``; a missing path raises
-    FileNotFoundError."""
-    found: set[Path] = set()
-    for entry in map(Path, paths):
-        if entry.is_dir():
-            found.update(p for p in entry.rglob("*.yaml") if p.is_file())
-        elif entry.is_file():
-            found.add(entry)
-        else:
-            raise FileNotFoundError(f"no such file or directory: {entry}")
-    return sorted(found)
 
 
 def load_file(path: Path) -> list[Obligation]:
@@ -180,7 +167,7 @@ def _seconds(doc: Document, path: str, value: object) -> float:
 def load_manifest(paths: Iterable[Path | str]) -> list[Obligation]:
     """Every obligation under ``paths``, checked as one manifest: ids unique, and every
     invariant expected violated by some obligation."""
-    files = discover(paths)
+    files = find_yaml_files(paths)
     if not files:
         raise FileNotFoundError("no obligation files (*.yaml) found")
     obligations = [ob for path in files for ob in load_file(path)]

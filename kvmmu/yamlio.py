@@ -375,3 +375,21 @@ def _root_kinds(doc: Document, path: str, value: object) -> tuple[str, ...]:
 
 
 # --- schedule ------------------------------------------------------------------------------------
+
+
+# --- finding input files -------------------------------------------------------------------------
+
+
+def find_yaml_files(paths: Iterable[Path | str]) -> list[Path]:
+    """YAML files under ``paths``: files as given, folders searched recursively for ``*.yaml``;
+    sorted, without duplicates. A path that does not exist raises FileNotFoundError (a typo must
+    not look like an empty, passing run)."""
+    found: set[Path] = set()
+    for entry in map(Path, paths):
+        if entry.is_dir():
+            found.update(p for p in entry.rglob("*.yaml") if p.is_file())
+        elif entry.is_file():
+            found.add(entry)
+        else:
+            raise FileNotFoundError(f"no such file or directory: {entry}")
+    return sorted(found)

@@ -13,7 +13,7 @@ from pathlib import Path
 from kvmmu.conformance.case import load_case
 from kvmmu.conformance.check import CaseResult, check_case
 from kvmmu.engine import Engine
-from kvmmu.yamlio import InputError
+from kvmmu.yamlio import InputError, find_yaml_files
 
 # Engine name -> (module, class). Imported lazily: the spec pulls in Z3.
 ENGINES: dict[str, tuple[str, str]] = {
@@ -32,18 +32,8 @@ def load_engine(name: str) -> Engine:
 
 
 def discover(paths: Iterable[Path | str]) -> list[Path]:
-    """Case files under ``paths``: files as given, directories searched recursively for
-    ``*.yaml``; sorted, without duplicates. A path that does not exist raises
-    FileNotFoundError (a typo must not look like an empty, passing suite)."""
-    found: set[Path] = set()
-    for entry in map(Path, paths):
-        if entry.is_dir():
-            found.update(p for p in entry.rglob("*.yaml") if p.is_file())
-        elif entry.is_file():
-            found.add(entry)
-        else:
-            raise FileNotFoundError(f"no such file or directory: {entry}")
-    return sorted(found)
+    """Case files under ``paths`` (see :func:`kvmmu.yamlio.find_yaml_files`)."""
+    return find_yaml_files(paths)
 
 
 def run_cases(paths: Iterable[Path | str], engines: Sequence[Engine]) -> list[CaseResult]:
