@@ -4,7 +4,9 @@ A symbolic transition system specialised to one variant (every knob fixed at enc
 ``variants`` resolves the knobs and the configuration, ``state`` holds the symbolic state,
 ``steps`` the transitions of section 6.3, ``invariants`` the invariants and cover targets of
 sections 6.4 and 6.5, ``bmc`` the incremental bounded model checker, and ``engine`` the
-:class:`SpecEngine` that replays schedules symbolically. Independent of ``kvmmu.impl``.
+:class:`SpecEngine` that replays schedules symbolically; ``facts`` names the guards, lock facts
+and orderings of the relation and ``why`` finds the ones a proof needs (``kvmmu why``).
+Independent of ``kvmmu.impl``.
 """
 
 from kvmmu.spec.bmc import BmcResult, Verdict, bmc, render, unreached, vacuous

@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 import z3
 
+from kvmmu.spec.facts import unless_dropped
 from kvmmu.spec.state import Expr, State, in_guest
 from kvmmu.spec.steps import is_choice, request_part
 from kvmmu.spec.variants import STALE_NOTIFIER, STALE_OBSOLETE, Layout
@@ -71,7 +72,9 @@ def bad_null_deref(s: State, c: Expr, t: State) -> Expr:
     root (the a955cad84cda crash): unguarded obsolete check on a root without sp."""
     if s.layout.knobs.obsolete_sp != "unguarded":
         return s.const(False)
-    return _any(s, [_took(s, c, v.actor, "fault.check") for v in s.layout.vcpus if not v.has_sp])
+    crash = _any(s, [_took(s, c, v.actor, "fault.check") for v in s.layout.vcpus if not v.has_sp])
+    # necessity analysis: with the obsolete-sp check dropped (kvmmu.spec.facts), no dereference
+    return unless_dropped(s.layout, "is_page_fault_stale.obsolete_sp", crash, s.const(False))
 
 
 BAD: Mapping[str, Predicate] = MappingProxyType(

@@ -10,6 +10,13 @@ frame is built once, by :func:`encode`, which turns the transitions into the fun
 
 where ``c`` is the step choice of this depth (a bit-vector numbering the steps of
 ``Layout.choices``). The relation is deterministic: the step sequence fixes the state.
+
+The guards, lock facts and orderings named in :mod:`kvmmu.spec.facts` (e.g. part 2 of
+``is_page_fault_stale()``, ``is_page_fault_stale.reload_request``) go through
+:func:`~kvmmu.spec.facts.guard` and :func:`~kvmmu.spec.facts.unless_dropped`: Python-level
+switches that return the section 6.3 term unchanged, unless the layout was built for the
+necessity analysis (``kvmmu why``) with that fact relaxed, where the term depends on the fact's
+assumption literal.
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ from typing import Any
 
 import z3
 
+from kvmmu.spec.facts import guard as fact_guard
+from kvmmu.spec.facts import literal as fact_literal
+from kvmmu.spec.facts import unless_dropped
 from kvmmu.spec.state import Expr, State, bv_val, gen_next
 from kvmmu.spec.variants import (
     FAULT_STEP_PC,
@@ -77,6 +87,12 @@ def vcpu_unload(s: State, v: VcpuInfo) -> Transition:
         drop = s.const(True)
     else:
         drop = s.is_obsolete_sp(v)
+    fact = (
+        "kvm_mmu_unload.drops_root"
+        if layout.knobs.request == "reload"
+        else "kvm_mmu_free_obsolete_roots.drops_obsolete_root"
+    )
+    drop = unless_dropped(layout, fact, drop, s.const(False))
     return Transition(
         Step(a, "vcpu.unload"),
         guard,
@@ -96,7 +112,7 @@ def vcpu_load(s: State, v: VcpuInfo) -> Transition:
         s.at(v, PC_OUTSIDE),
         z3.Not(s.flag(v, "unload_due")),
         z3.Not(s.root(v, "loaded")),
-        s.lock_free(),
+        fact_guard(s.layout, "kvm_mmu_load.takes_mmu_lock", s.lock_free()),
     )
     false = s.const(False)
     return Transition(
@@ -120,7 +136,7 @@ def vcpu_enter(s: State, v: VcpuInfo) -> Transition:
         s.at(v, PC_OUTSIDE),
         z3.Not(s.flag(v, "unload_due")),
         s.root(v, "loaded"),
-        z3.Not(s.flag(v, "request")),
+        fact_guard(s.layout, "vcpu_enter_guest.request_check", z3.Not(s.flag(v, "request"))),
     )
     return Transition(Step(v.actor, "vcpu.enter"), guard, {f"{v.actor}.pc": s.pc_val(PC_GUEST)})
 
@@ -163,7 +179,9 @@ def request_part(s: State, v: VcpuInfo) -> Expr:
     """Part 2 of ``is_page_fault_stale()`` (18c841e1f411): no sp and a reload request pending."""
     if s.layout.knobs.reload_request == "none" or v.has_sp:
         return s.const(False)
-    return s.flag(v, "request")
+    return unless_dropped(
+        s.layout, "is_page_fault_stale.reload_request", s.flag(v, "request"), s.const(False)
+    )
 
 
 def fault_check_request(s: State, v: VcpuInfo) -> Transition:
@@ -184,6 +202,7 @@ def fault_lock(s: State, v: VcpuInfo) -> Transition:
     """``write_lock(&kvm->mmu_lock)`` or ``read_lock()`` (TDP MMU, ``kvm_tdp_mmu_map()`` path):
     write needs the lock free, read needs no writer."""
     free = s.lock_free() if v.lock_mode == "write" else z3.Not(s.has_writer())
+    free = fact_guard(s.layout, "fault.holds_mmu_lock", free)
     return Transition(
         Step(v.actor, "fault.lock"),
         z3.And(s.at(v, PC_LOCK), free),
@@ -197,20 +216,30 @@ def fault_check(s: State, v: VcpuInfo) -> Transition:
     2. reload request pending and no sp (``kvm_test_request``/``kvm_check_request``),
     3. ``mmu_notifier_retry_hva()``: an invalidation in progress or the sequence changed."""
     a = v.actor
-    knobs = s.layout.knobs
+    layout = s.layout
+    knobs = layout.knobs
     step = Step(a, "fault.check")
     guard = s.at(v, PC_CHECK)
-    if knobs.obsolete_sp == "unguarded" and not v.has_sp:
+    crashes = knobs.obsolete_sp == "unguarded" and not v.has_sp
+    obsolete_fact = fact_literal(layout, "is_page_fault_stale.obsolete_sp")
+    if crashes and obsolete_fact is None:
         # a955cad84cda: to_shadow_page(root)->role.invalid with a NULL sp: the vCPU crashes,
         # still holding mmu_lock
         return Transition(step, guard, {f"{a}.pc": s.pc_val(PC_CRASHED)})
     part1: Expr = s.const(False)
     if knobs.obsolete_sp != "none" and v.has_sp:
-        part1 = s.is_obsolete_sp(v)
+        part1 = unless_dropped(
+            layout, "is_page_fault_stale.obsolete_sp", s.is_obsolete_sp(v), s.const(False)
+        )
     part2 = s.const(False) if knobs.request_before_lock else request_part(s, v)
     part3: Expr = s.const(False)
     if knobs.mmu_notifier:
-        part3 = z3.Or(s.notifier_count_positive(), s.flag(v, "seq_changed"))
+        part3 = unless_dropped(
+            layout,
+            "is_page_fault_stale.mmu_notifier",
+            z3.Or(s.notifier_count_positive(), s.flag(v, "seq_changed")),
+            s.const(False),
+        )
     obsolete = z3.Or(part1, part2)
     stale = z3.If(
         obsolete,
@@ -224,6 +253,12 @@ def fault_check(s: State, v: VcpuInfo) -> Transition:
     if knobs.reload_request == "check" and not knobs.request_before_lock:
         # kvm_check_request clears the bit, only when evaluated (part 1 false) and true
         updates[f"{a}.request"] = z3.And(s.flag(v, "request"), z3.Not(z3.And(z3.Not(part1), part2)))
+    if crashes:
+        # the obsolete-sp fact is relaxed: the NULL dereference happens only where it holds
+        updates = {
+            name: z3.If(obsolete_fact, s.pc_val(PC_CRASHED) if name == f"{a}.pc" else s[name], e)
+            for name, e in updates.items()
+        }
     return Transition(step, guard, updates)
 
 
@@ -278,7 +313,21 @@ def _zapper_move(s: State, zapper: str, step: str) -> tuple[Expr, Expr]:
     nxt: Expr = s.bv(program.positions[here[-1]][step], bits)
     for p in reversed(here[:-1]):
         nxt = z3.If(s.zpc(zapper) == p, s.bv(program.positions[p][step], bits), nxt)
-    return s.zat(zapper, *here), nxt
+    if not program.needs:
+        return s.zat(zapper, *here), nxt
+    # a relaxed program (kvmmu.spec.facts): some runs only where a fact is dropped
+    at: list[Expr] = []
+    for p in here:
+        ok: Expr = s.zat(zapper, p)
+        alternatives = program.needs.get((p, step))
+        if alternatives is not None:
+            dropped = [
+                z3.And([z3.Not(s.layout.relaxed[name]) for name in sorted(names)])
+                for names in alternatives
+            ]
+            ok = z3.And(ok, z3.Or(dropped))
+        at.append(ok)
+    return z3.Or(at), nxt
 
 
 def zap_lock(s: State, zapper: str) -> Transition:
@@ -290,7 +339,11 @@ def zap_lock(s: State, zapper: str) -> Transition:
     if layout.zaps_bits is not None:
         bound = layout.config.max_zaps or 0
         conds.append(z3.ULT(s[f"{zapper}.zaps"], s.bv(bound, layout.zaps_bits)))
-    conds += [z3.Not(s.holds_slots_lock(other)) for other in layout.zappers if other != zapper]
+    conds += [
+        fact_guard(layout, "slots_lock.serializes_zaps", z3.Not(s.holds_slots_lock(other)))
+        for other in layout.zappers
+        if other != zapper
+    ]
     return Transition(Step(zapper, "zap.lock"), z3.And(conds), {f"{zapper}.pc": nxt})
 
 
@@ -308,7 +361,12 @@ def zap_new_gen(s: State, zapper: str) -> Transition:
         loaded = s.root(v, "loaded")
         updates[f"{v.actor}.root.obsolete"] = z3.Or(s.root(v, "obsolete"), loaded)
         if v.kind == "tdp":
-            updates[f"{v.actor}.root.invalid"] = z3.Or(s.root(v, "invalid"), loaded)
+            updates[f"{v.actor}.root.invalid"] = unless_dropped(
+                layout,
+                "zap.invalidates_tdp_roots",
+                z3.Or(s.root(v, "invalid"), loaded),
+                s.root(v, "invalid"),
+            )
     return Transition(Step(zapper, "zap.new_gen"), at, updates)
 
 
@@ -319,7 +377,10 @@ def zap_request(s: State, zapper: str) -> Transition:
     updates: dict[str, Expr] = {f"{zapper}.pc": nxt}
     for v in s.layout.vcpus:
         updates[f"{v.actor}.request"] = s.const(True)
-        updates[f"{v.actor}.pc"] = z3.If(s.at(v, PC_GUEST), s.pc_val(PC_OUTSIDE), s.pc(v))
+        kicked = z3.If(s.at(v, PC_GUEST), s.pc_val(PC_OUTSIDE), s.pc(v))
+        updates[f"{v.actor}.pc"] = unless_dropped(
+            s.layout, "zap.request_kicks_guest", kicked, s.pc(v)
+        )
     return Transition(Step(zapper, "zap.request"), at, updates)
 
 
@@ -347,9 +408,21 @@ def zap_zap_obsolete(s: State, zapper: str) -> Transition:
     for v in layout.vcpus:
         hit = z3.And(s.root(v, "loaded"), s.is_obsolete_sp(v))
         updates[f"{v.actor}.root.spte"] = z3.And(s.root(v, "spte"), z3.Not(hit))
-        updates[f"{v.actor}.root.invalid"] = z3.Or(s.root(v, "invalid"), hit)
+        updates[f"{v.actor}.root.invalid"] = unless_dropped(
+            layout,
+            "kvm_zap_obsolete_pages.invalidates_in_use_roots",
+            z3.Or(s.root(v, "invalid"), hit),
+            s.root(v, "invalid"),
+        )
         if not layout.knobs.respect_root_count:
             updates[f"{v.actor}.root.freed"] = z3.Or(s.root(v, "freed"), hit)
+        elif fact_literal(layout, "kvm_zap_obsolete_pages.respects_root_count") is not None:
+            updates[f"{v.actor}.root.freed"] = unless_dropped(
+                layout,
+                "kvm_zap_obsolete_pages.respects_root_count",
+                s.root(v, "freed"),
+                z3.Or(s.root(v, "freed"), hit),
+            )
     return Transition(Step(zapper, "zap.zap_obsolete"), at, updates)
 
 
@@ -389,7 +462,8 @@ def mn_start(s: State) -> Transition:
     ``mmu_notifier_count++``, ``kvm_unmap_gfn_range()`` zaps the gfn's SPTE in every root, and the
     old pfn becomes invalid (every vCPU's pfn read so far is stale)."""
     layout = s.layout
-    conds = [z3.Not(s["notifier.started"]), s.lock_free()]
+    lock = fact_guard(layout, "mmu_notifier.takes_mmu_lock", s.lock_free())
+    conds = [z3.Not(s["notifier.started"]), lock]
     updates: dict[str, Expr] = {"notifier.started": s.const(True)}
     if layout.invalidations_bits is not None:
         bound = layout.config.max_invalidations or 0
@@ -408,9 +482,8 @@ def mn_end(s: State) -> Transition:
     updates: dict[str, Expr] = {"notifier.started": s.const(False)}
     for v in s.layout.vcpus:
         updates[f"{v.actor}.seq_changed"] = s.const(True)
-    return Transition(
-        Step("notifier", "mn.end"), z3.And(s["notifier.started"], s.lock_free()), updates
-    )
+    lock = fact_guard(s.layout, "mmu_notifier.takes_mmu_lock", s.lock_free())
+    return Transition(Step("notifier", "mn.end"), z3.And(s["notifier.started"], lock), updates)
 
 
 # --- the relation -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ the numbering of the step choices.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -128,6 +128,12 @@ class ZapperProgram:
     positions: tuple[Mapping[str, int], ...]
     holds_lock: frozenset[int]
     window: frozenset[int]
+    # only in a program built with dropped-fact alternatives (kvmmu.spec.facts): the step
+    # ``step`` at position ``p`` is enabled only where, for one of ``needs[(p, step)]``, every
+    # fact named is dropped; a step not listed is unconditional
+    needs: Mapping[tuple[int, str], tuple[frozenset[str], ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @property
     def bits(self) -> int:
@@ -177,6 +183,84 @@ def zapper_program(knobs: Knobs) -> ZapperProgram:
     )
 
 
+def relaxed_zapper_program(knobs: Knobs, relax: frozenset[str]) -> ZapperProgram:
+    """The zapper program with the orderings of ``relax`` (``kvmmu.spec.facts.PROGRAM_FACTS``)
+    made optional: each run of ``kvm_mmu_zap_all_fast()`` the knobs allow, plus the runs that
+    break a relaxed fact, which are enabled only where that fact's literal is false.
+
+    The runs are merged into a tree (a trie on their steps, every run back to position 0 after
+    ``zap.unlock``), so that each position has one history: ``holds_lock`` and ``window`` are
+    read from it. Used only by the necessity analysis; proofs use :func:`zapper_program`.
+    """
+    orders: list[tuple[tuple[str, str], frozenset[str]]] = []
+    base = ("zap.new_gen", "zap.request")
+    orders.append((base[::-1] if knobs.request_before_gen else base, frozenset()))
+    if "zap.gen_before_request" in relax:
+        orders.append((base[::-1], frozenset({"zap.gen_before_request"})))
+    unlocks: list[tuple[tuple[str, ...], frozenset[str]]] = [
+        (
+            ("zap.unlock_mid", "zap.relock") if knobs.unlock_between_gen_and_request else (),
+            frozenset(),
+        )
+    ]
+    if "zap.no_unlock_between_gen_and_request" in relax:
+        unlocks.append(
+            (("zap.unlock_mid", "zap.relock"), frozenset({"zap.no_unlock_between_gen_and_request"}))
+        )
+    tails: list[tuple[str, ...]] = [("zap.zap_obsolete", "zap.unlock")]
+    if knobs.zap_yield:
+        tails.insert(0, ("zap.yield", "zap.relock", "zap.zap_obsolete", "zap.unlock"))
+    runs: list[tuple[tuple[str, ...], frozenset[str]]] = []
+    for (first, second), needs_order in orders:
+        for mid, needs_unlock in unlocks:
+            for tail in tails:
+                run = ("zap.lock", first, *mid, second, *tail)
+                runs.append((run, needs_order | needs_unlock))
+    positions: list[dict[str, int]] = [{}]
+    history: list[tuple[str, ...]] = [()]
+    alternatives: dict[tuple[int, str], set[frozenset[str]]] = {}
+    for run, needs in runs:
+        p = 0
+        for i, step in enumerate(run):
+            last = i == len(run) - 1
+            if step not in positions[p]:
+                if last:
+                    positions[p][step] = 0
+                else:
+                    positions.append({})
+                    history.append((*history[p], step))
+                    positions[p][step] = len(positions) - 1
+            alternatives.setdefault((p, step), set()).add(needs)
+            p = positions[p][step]
+    needs_map: dict[tuple[int, str], tuple[frozenset[str], ...]] = {}
+    for edge, sets in alternatives.items():
+        if frozenset() not in sets:
+            # minimal alternatives only, in a fixed order
+            minimal = [a for a in sets if not any(b < a for b in sets)]
+            needs_map[edge] = tuple(sorted(minimal, key=sorted))
+    holds: set[int] = set()
+    window: set[int] = set()
+    for p, past in enumerate(history):
+        if p == 0:
+            continue
+        held = False
+        for step in past:
+            if step in ("zap.lock", "zap.relock"):
+                held = True
+            elif step in ("zap.unlock_mid", "zap.yield"):
+                held = False
+        if held:
+            holds.add(p)
+        if "zap.new_gen" in past and "zap.request" not in past:
+            window.add(p)
+    return ZapperProgram(
+        tuple(MappingProxyType(d) for d in positions),
+        frozenset(holds),
+        frozenset(window),
+        MappingProxyType(needs_map),
+    )
+
+
 def _bits_for(bound: int) -> int:
     return max(1, bound.bit_length())
 
@@ -202,6 +286,11 @@ class Layout:
     # every term of one encoding lives in this fresh Z3 context: runs do not share (or leak)
     # terms, so a run's answer does not depend on what ran before it in the process
     ctx: Any = field(default_factory=z3.Context, compare=False, repr=False)
+    # the necessity analysis only (kvmmu.spec.facts): fact name -> its assumption literal; empty
+    # in every proof, where each fact holds by construction and the encoding is section 6.3's
+    relaxed: Mapping[str, Any] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
+    )
 
     @property
     def choice_bits(self) -> int:
@@ -255,8 +344,14 @@ def vcpu_step_names(knobs: Knobs) -> tuple[str, ...]:
     return tuple(names)
 
 
-def make_layout(variant: Variant, config: Config, horizon: int) -> Layout:
-    """Resolve ``variant`` and ``config``; raises ValueError when either is not acceptable."""
+def make_layout(
+    variant: Variant, config: Config, horizon: int, relax: Sequence[str] = ()
+) -> Layout:
+    """Resolve ``variant`` and ``config``; raises ValueError when either is not acceptable.
+
+    ``relax``: facts (``kvmmu.spec.facts``) that get an assumption literal, so that a solver may
+    drop them; only the necessity analysis asks for any. Each must be offered by the problem.
+    """
     reason = config_error(config)
     if reason:
         raise ValueError(reason)
@@ -271,7 +366,20 @@ def make_layout(variant: Variant, config: Config, horizon: int) -> Layout:
             mode = "read" if knobs.fault_lock == "read" else "write"
         vcpus.append(VcpuInfo(i, f"vcpu{i}", kind, has_sp, mode))
     zappers = ("zapper", "zapper1")[: config.zappers]
+    ctx = z3.Context()
+    relaxed: Mapping[str, Any] = MappingProxyType({})
     program = zapper_program(knobs)
+    if relax:
+        from kvmmu.spec import facts
+
+        have = facts.offered(knobs, config)
+        for name in relax:
+            if name not in have:
+                raise ValueError(f"fact {name!r} is not offered here (offered: {', '.join(have)})")
+        relaxed = facts.make_literals(ctx, tuple(dict.fromkeys(relax)))
+        on_program = frozenset(relax) & frozenset(facts.PROGRAM_FACTS)
+        if on_program:
+            program = relaxed_zapper_program(knobs, on_program)
     choices: list[Step] = []
     for info in vcpus:
         choices += [Step(info.actor, name) for name in vcpu_step_names(knobs)]
@@ -289,4 +397,6 @@ def make_layout(variant: Variant, config: Config, horizon: int) -> Layout:
         program=program,
         choices=tuple(choices),
         horizon=max(1, horizon),
+        ctx=ctx,
+        relaxed=relaxed,
     )
