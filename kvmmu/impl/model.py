@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from kvmmu.impl.kernel import StepFn, page_fault_staleness, step_functions
 from kvmmu.impl.params import Params, make_params
-from kvmmu.impl.state import Machine, Notifier, Vcpu, Zapper, initial_machine
+from kvmmu.impl.state import Machine, Notifier, RwLock, Vcpu, Zapper, initial_machine
 from kvmmu.vocab import Config, Step, Variant
 
 # the steps a vCPU in the loop may take, in name order (the deterministic exploration order)
@@ -35,16 +35,23 @@ class Model:
 
     params: Params
     functions: dict[str, StepFn] = field(repr=False)
+    # the indices of the vCPUs of each root kind that two or more vCPUs share (see ``symmetric``)
+    symmetry_groups: tuple[tuple[int, ...], ...] = ()
 
     @staticmethod
     def of(variant: Variant, config: Config) -> Model:
         params = make_params(variant, config)
-        return Model(params, step_functions(params))
+        return Model(params, step_functions(params), symmetry_groups(config.vcpus))
 
     def canonical(self, m: Machine) -> Machine:
         """``m`` reduced for the search (see ``canonical``)."""
         c = self.params.config
         return canonical(m, c.max_zaps is not None, c.max_invalidations is not None)
+
+    def symmetric(self, m: Machine) -> Machine:
+        """The representative of ``m``'s class under permutations of same-kind vCPUs (see
+        ``symmetric``); ``m`` itself when no two vCPUs share a root kind."""
+        return symmetric(m, self.symmetry_groups) if self.symmetry_groups else m
 
     def initial(self) -> Machine:
         c = self.params.config
@@ -202,3 +209,80 @@ def _canonical_vcpu(v: Vcpu) -> Vcpu:
     if seq == v.seq_changed and pfn == v.pfn_stale and not v.stale:
         return v
     return replace(v, seq_changed=seq, pfn_stale=pfn, stale=False)
+
+
+# --- symmetry reduction ------------------------------------------------------------------------
+# vCPUs of the same root kind are interchangeable: every step function, invariant and cover
+# target treats ``vcpuN`` by its record, its root kind (``Config.vcpus[N]``) and the lock it
+# holds, never by N itself (the lock names holders, so a permutation renames them too). Two
+# states that differ by such a permutation have the same future up to renaming the vCPUs, so
+# the same shortest distance to every violation: the search may visit one state per class.
+
+
+def symmetry_groups(kinds: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
+    """The vCPU indices of each root kind that at least two vCPUs have, in index order."""
+    by_kind: dict[str, list[int]] = {}
+    for i, kind in enumerate(kinds):
+        by_kind.setdefault(kind, []).append(i)
+    return tuple(tuple(group) for group in by_kind.values() if len(group) > 1)
+
+
+_RecordKey = tuple[object, ...]
+_record_keys: dict[Vcpu, _RecordKey] = {}
+
+
+def _record_key(v: Vcpu) -> _RecordKey:
+    """A total order on vCPU records (memoized: few distinct records recur in a search)."""
+    key = _record_keys.get(v)
+    if key is None:
+        r = v.root
+        root = (0,) if r is None else (1, r.has_sp, r.gen, r.obsolete, r.invalid, r.freed, r.spte)
+        key = (
+            v.mode,
+            v.pc,
+            v.request,
+            v.unload_due,
+            root,
+            v.lock,
+            v.seq_changed,
+            v.pfn_stale,
+            v.stale,
+            v.reloaded,
+        )
+        if len(_record_keys) < 1 << 16:
+            _record_keys[v] = key
+    return key
+
+
+def symmetric(m: Machine, groups: tuple[tuple[int, ...], ...]) -> Machine:
+    """``m`` with the vCPUs of each group sorted by record and lock role, and the lock's
+    holders renamed to match: the same machine for every permutation of each group's vCPUs.
+
+    Ties leave identical records (lock role included) in place, so the result does not depend
+    on the order of ``m``'s vCPUs: it is a canonical representative of ``m``'s class.
+    """
+    vcpus = m.vcpus
+    lock = m.kvm.mmu_lock
+    order = list(range(len(vcpus)))
+    moved = False
+    for group in groups:
+
+        def key(i: int) -> tuple[_RecordKey, bool, bool]:
+            name = f"vcpu{i}"
+            return _record_key(vcpus[i]), lock.writer == name, name in lock.readers
+
+        ranked = sorted(group, key=key)
+        if ranked != list(group):
+            moved = True
+            for slot, i in zip(group, ranked, strict=True):
+                order[slot] = i
+    if not moved:
+        return m
+    new_vcpus = tuple(vcpus[i] for i in order)
+    kvm = m.kvm
+    if lock.writer is not None or lock.readers:
+        rename = {f"vcpu{old}": f"vcpu{new}" for new, old in enumerate(order) if old != new}
+        writer = rename.get(lock.writer, lock.writer) if lock.writer is not None else None
+        readers = frozenset(rename.get(r, r) for r in lock.readers)
+        kvm = kvm.with_lock(RwLock(writer, readers))
+    return Machine(kvm, new_vcpus, m.zappers, m.notifier)

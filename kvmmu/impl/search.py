@@ -23,8 +23,9 @@ class SearchResult:
 
     ``violations``: for each requested invariant that some interleaving violates, a shortest
     violating trace (the first one in breadth-first order). ``states``: distinct (canonical)
-    states reached. ``depth``: the largest number of steps to a state that the search
-    reached. ``covers``: the cover targets some explored step reaches.
+    states reached, or classes of them under vCPU symmetry (``explore(symmetry=True)``).
+    ``depth``: the largest number of steps to a state that the search reached. ``covers``: the
+    cover targets some explored step reaches.
     """
 
     violations: dict[str, Trace]
@@ -48,6 +49,7 @@ def explore(
     config: Config,
     invariants: Iterable[str] = INVARIANTS,
     max_depth: int | None = None,
+    symmetry: bool = True,
 ) -> SearchResult:
     """Breadth-first search over all interleavings of ``config``'s actors under ``variant``.
 
@@ -60,6 +62,12 @@ def explore(
     the state space (up to ``max_depth``) is exhausted; then ``states``, ``depth`` and
     ``covers`` describe the part explored (whole breadth-first levels). With no invariants
     requested the whole space is explored.
+
+    ``symmetry``: visit one state per class of states that differ only by a permutation of
+    same-kind vCPUs (``Model.symmetric``). The visited set is keyed on the class, but the state
+    expanded is the concrete one first reached, with its concrete predecessor and step, so every
+    trace returned names the vCPUs that really take its steps; shortest lengths are unchanged,
+    as a permutation of a path is a path of the same length. ``states`` then counts classes.
     """
     wanted = _check_invariants(invariants)
     if variant.knobs.get("generation") == "counter" and config.max_zaps is None and config.zappers:
@@ -70,44 +78,49 @@ def explore(
     if max_depth is not None and max_depth < 0:
         raise ValueError("max_depth must be >= 0 or None")
     model = Model.of(variant, config)
+    key_of = model.symmetric if symmetry else _identity
     start = time.perf_counter()
-    # state -> (predecessor, step); the trace to a state is rebuilt by walking back
+    # class key -> (the key of the predecessor expanded, step); the trace to a state is rebuilt
+    # by walking back. Keys are states (their class representatives with ``symmetry``); the
+    # frontier holds the concrete state each key was first reached as, with the key.
     parent: dict[Machine, tuple[Machine, Step] | None] = {}
     init = model.canonical(model.initial())
-    parent[init] = None
+    init_key = key_of(init)
+    parent[init_key] = None
     found: dict[str, Trace] = {}
     covers: set[str] = set()
-    frontier = [init]
+    frontier: list[tuple[Machine, Machine]] = [(init_key, init)]
     depth = 0
 
-    def trace_to(m: Machine, last: Step) -> Trace:
+    def trace_to(key: Machine, last: Step) -> Trace:
         steps = [last]
-        link = parent[m]
+        link = parent[key]
         while link is not None:
-            m, step = link
+            key, step = link
             steps.append(step)
-            link = parent[m]
+            link = parent[key]
         return tuple(reversed(steps))
 
     while frontier and (max_depth is None or depth < max_depth):
         if wanted and len(found) == len(wanted):
             break  # every requested invariant has its shortest trace (the level is complete)
-        nxt: list[Machine] = []
-        for m in frontier:
+        nxt: list[tuple[Machine, Machine]] = []
+        for m_key, m in frontier:
             for step, after_raw in model.successors(m):
                 after = model.canonical(after_raw)
                 covers |= model.covers(m, step, after)
                 bad = model.step_violations(m, step, after)
-                is_new = after not in parent
-                if is_new:
-                    parent[after] = (m, step)
-                    nxt.append(after)
+                key = key_of(after)
+                if key not in parent:
+                    parent[key] = (m_key, step)
+                    nxt.append((key, after))
                     # a state invariant needs judging only the first time the state is reached:
-                    # breadth-first, that is already the shortest way to it
+                    # breadth-first, that is already the shortest way to it (to any state of
+                    # its class, which all violate the same state invariants)
                     bad |= model.state_violations(after)
                 for name in bad:
                     if name in wanted and name not in found:
-                        found[name] = trace_to(m, step)
+                        found[name] = trace_to(m_key, step)
         if nxt:
             depth += 1
         frontier = nxt
@@ -118,6 +131,10 @@ def explore(
         seconds=time.perf_counter() - start,
         covers=frozenset(covers),
     )
+
+
+def _identity(m: Machine) -> Machine:
+    return m
 
 
 def random_trace(variant: Variant, config: Config, seed: int, steps: int) -> Trace:

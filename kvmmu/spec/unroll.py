@@ -15,9 +15,17 @@ SEED = 0
 
 
 def make_solver(ctx: Any) -> Any:
-    """A solver with a fixed random seed, so that runs are deterministic."""
+    """A solver with a fixed random seed, so that runs are deterministic.
+
+    ``QF_BV`` gives Z3's incremental SAT solver on the bit-blasted formulas (the default solver,
+    Z3's SMT core, is an order of magnitude slower here: ``docs/performance.md``). The SAT
+    solver's initial phase ``always_false`` suits the unrollings, where a state has few bits set
+    and a step changes few of them: a small gain, measured at 3% on BMC to depth 40 and 13% on
+    k-induction with three vCPUs (same document).
+    """
     solver = z3.SolverFor("QF_BV", ctx=ctx)
     solver.set("random_seed", SEED)
+    solver.set("sat.phase", "always_false")
     return solver
 
 
