@@ -22,6 +22,7 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kvmmu.engine import Engine, Replay
 from kvmmu.prover import Verdict
@@ -38,6 +39,9 @@ from kvmmu.vocab import (
     make_variant,
     override,
 )
+
+if TYPE_CHECKING:
+    from kvmmu.explore import Sweep
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1
@@ -211,16 +215,45 @@ def _emit_cases(
         print(f"wrote {path}")
 
 
+def _write_itf(
+    base: Path, engine: Engine, problem: Problem, traces: Mapping[str, Sequence[Step]], how: str
+) -> None:
+    """Write each counterexample as an ITF trace (``kvmmu.itf``), replayed on ``engine``."""
+    from kvmmu.itf import itf_path, trace_document, write
+    from kvmmu.render import replay_states
+
+    for invariant, trace in traces.items():
+        path = itf_path(base, invariant, len(traces) > 1)
+        replay, states = replay_states(engine, problem, trace)
+        description = f"Counterexample to {invariant} under {problem.variant.name}, found by {how}."
+        document = trace_document(
+            problem,
+            trace,
+            states,
+            replay,
+            invariant=invariant,
+            source=f"kvmmu ({engine.name} engine)",
+            description=description,
+        )
+        write(path, document)
+        print(f"wrote {path}", file=sys.stderr)  # stderr: stdout may be --json
+
+
 def _config_text(config: Config) -> str:
+    def bound(value: int | None) -> str:
+        return "unbounded" if value is None else str(value)
+
     parts = [f"vcpus {','.join(config.vcpus)}", f"zappers {config.zappers}"]
-    parts.append(f"max_zaps {config.max_zaps}")
+    parts.append(f"max_zaps {bound(config.max_zaps)}")
     if config.notifier:
-        parts += ["notifier", f"max_invalidations {config.max_invalidations}"]
+        parts += ["notifier", f"max_invalidations {bound(config.max_invalidations)}"]
     return ", ".join(parts)
 
 
 def cmd_prove(args: argparse.Namespace) -> int:
     """Prove invariants with the Z3 spec: one problem from the options, or obligation files."""
+    if args.paths and args.itf:
+        raise UsageError("--itf writes the counterexamples of one problem: not with PATHs")
     if args.paths:
         return _prove_obligations(args)
     from kvmmu.obligations import verdict_json
@@ -250,6 +283,9 @@ def cmd_prove(args: argparse.Namespace) -> int:
     if args.emit_case and traces:
         how = f"kvmmu prove ({args.engine}, bound {bound})"
         _emit_cases(Path(args.emit_case), SpecEngine(), problem, traces, how)
+    if args.itf and traces:
+        how = f"kvmmu prove ({args.engine}, bound {bound})"
+        _write_itf(Path(args.itf), SpecEngine(), problem, traces, how)
     return status
 
 
@@ -378,6 +414,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.emit_case and result.violations:
         how = "kvmmu search (exhaustive, impl)"
         _emit_cases(Path(args.emit_case), ImplEngine(), problem, result.violations, how)
+    if args.itf and result.violations:
+        how = "kvmmu search (exhaustive, impl)"
+        _write_itf(Path(args.itf), ImplEngine(), problem, result.violations, how)
     return status
 
 
@@ -539,6 +578,181 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_VIOLATION if disagree else EXIT_OK
 
 
+def _parse_vary(text: str) -> tuple[str, tuple[KnobValue, ...]]:
+    """``KNOB`` (all its values) or ``KNOB=V1,V2``."""
+    from kvmmu.explore import vary_values
+
+    knob, _, raw = (part.strip() for part in text.partition("="))
+    values: list[KnobValue] | None = None
+    if raw:
+        values = [
+            {"true": True, "false": False}.get(v.strip().lower(), v.strip()) for v in raw.split(",")
+        ]
+    try:
+        return knob, vary_values(knob, values)
+    except ValueError as err:
+        raise UsageError(f"--vary {text}: {err}") from None
+
+
+_EXPLORE_PROBLEM_OPTIONS = (
+    ("preset", "--preset"),
+    ("all_presets", "--all-presets"),
+    ("variant", "--variant"),
+    ("knob", "--knob"),
+    ("vary", "--vary"),
+    ("vcpus", "--vcpus"),
+    ("zappers", "--zappers"),
+    ("notifier", "--notifier"),
+    ("max_zaps", "--max-zaps"),
+    ("max_invalidations", "--max-invalidations"),
+    ("invariant", "--invariant"),
+    ("engine", "--engine"),
+    ("depth", "--depth"),
+    ("max_k", "--max-k"),
+    ("timeout", "--timeout"),
+)
+
+
+def _sweep_from_args(args: argparse.Namespace) -> Sweep:
+    """The sweep the options describe (a :class:`kvmmu.explore.Sweep`)."""
+    from kvmmu.explore import DEFAULT_ENGINE, DEFAULT_TIMEOUT, expand_variants, make_sweep
+    from kvmmu.yamlio import load_variant_file
+
+    if args.all_presets and args.preset:
+        raise UsageError("give --all-presets or --preset, not both")
+    try:
+        bases = [make_variant(p) for p in PRESETS] if args.all_presets else []
+        bases += [make_variant(name) for name in args.preset]
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    bases += [load_variant_file(Path(path)) for path in args.variant]
+    if not bases:
+        bases = [make_variant(DEFAULT_PRESET)]
+    knobs = dict(_parse_knob(k) for k in args.knob)
+    vary = [_parse_vary(text) for text in args.vary]
+    configs = []
+    for vcpus in args.vcpus or ["special,sp"]:
+        config = Config(
+            vcpus=tuple(k.strip() for k in vcpus.split(",") if k.strip()),
+            zappers=1 if args.zappers is None else args.zappers,
+            notifier=args.notifier,
+            max_zaps=_bound(args.max_zaps or "2", "--max-zaps"),
+            max_invalidations=_bound(args.max_invalidations or "1", "--max-invalidations"),
+        )
+        reason = config_error(config)
+        if reason:
+            raise UsageError(reason)
+        configs.append(config)
+    engine = args.engine or DEFAULT_ENGINE
+    if engine == "kind" and args.depth is not None:
+        raise UsageError("--depth is the bound of --engine bmc; k-induction takes --max-k")
+    if engine == "bmc" and args.max_k is not None:
+        raise UsageError("--max-k is the bound of --engine kind; BMC takes --depth")
+    bound = args.depth if engine == "bmc" else args.max_k
+    try:
+        variants = expand_variants(bases, knobs, vary)
+        return make_sweep(
+            variants,
+            configs,
+            _invariants(args),
+            engine,
+            bound,
+            DEFAULT_TIMEOUT if args.timeout is None else args.timeout,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    """Sweep variants, configurations and invariants; print the verdict matrix."""
+    from kvmmu import explore
+
+    if args.sweep:
+        given = [opt for name, opt in _EXPLORE_PROBLEM_OPTIONS if getattr(args, name)]
+        if given:
+            raise UsageError(f"--sweep fixes what to explore: drop {', '.join(given)}")
+        sweep = explore.load_sweep(Path(args.sweep))
+    else:
+        sweep = _sweep_from_args(args)
+    if args.json and args.format != "text":
+        raise UsageError("give --json or --format, not both")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.jobs is not None and args.dask:
+        raise UsageError("--jobs runs the cells here, --dask on a cluster: give one")
+    progress = explore.ProgressBar() if args.progress or sys.stderr.isatty() else None
+    try:
+        result = explore.explore(
+            sweep,
+            jobs=args.jobs,
+            dask_address=args.dask,
+            replay=bool(args.html),
+            progress=progress,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if args.json:
+        _print_json(explore.exploration_json(result))
+    elif args.format == "markdown":
+        print(explore.matrix_markdown(result), end="")
+    else:
+        print(explore.matrix_text(result))
+    if args.html:
+        from kvmmu.report import html_report
+
+        path = Path(args.html)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html_report(result), encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
+    return result.exit_status
+
+
+# --- kvmmu why: the necessity analysis (kvmmu.spec.why) ------------------------------------------
+
+
+def cmd_why(args: argparse.Namespace) -> int:
+    """Which named facts (guards, lock facts, orderings) the proof of one invariant needs: the
+    minimal unsat core over the facts' assumption literals, each fact confirmed by dropping it
+    alone, with the shortest counterexample without it."""
+    from kvmmu.necessity import exit_status, report_json, report_text
+    from kvmmu.spec.why import analyse
+
+    problem = problem_from_args(args)
+    if args.invariant not in INVARIANTS:
+        raise UsageError(f"unknown invariant {args.invariant!r} (known: {', '.join(INVARIANTS)})")
+    if args.depth < 1:
+        raise UsageError("--depth must be at least 1")
+    result = analyse(problem.variant, problem.config, args.invariant, args.depth, args.timeout)
+    if args.json:
+        _print_json(report_json(result))
+    else:
+        print(report_text(result))
+    return exit_status(result)
+
+
+def _add_why_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    why = sub.add_parser(
+        "why",
+        help="necessity analysis: which guards, lock facts and orderings a proof needs",
+        description="For an invariant that holds (BMC to --depth), find the named facts of the "
+        "transition relation (the stale-check parts, the lock facts, the zapper's orderings, "
+        "...) that the proof depends on: a minimal unsat core over one assumption literal per "
+        "fact, then each fact dropped alone and re-checked, with the shortest counterexample "
+        "when the invariant breaks without it. Exit status 0 when the analysis is complete, 1 "
+        "when the invariant is violated by the model itself (nothing to explain), 4 vacuous, "
+        "3 unknown.",
+    )
+    add_problem_arguments(why)
+    why.add_argument(
+        "--invariant", required=True, metavar="NAME", help=f"one of {', '.join(INVARIANTS)}"
+    )
+    why.add_argument("--depth", type=int, default=20, help="BMC bound in steps (default 20)")
+    why.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds before 'unknown' (default 300)"
+    )
+    why.add_argument("--json", action="store_true", help="print one JSON object")
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "knobs": cmd_knobs,
     "prove": cmd_prove,
@@ -546,6 +760,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "conform": cmd_conform,
     "diff": cmd_diff,
+    "explore": cmd_explore,
+    "why": cmd_why,
 }
 
 
@@ -622,6 +838,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prove.add_argument("--junit", metavar="FILE", help="with PATHs: write a JUnit XML report")
     prove.add_argument("--json-out", metavar="FILE", help="with PATHs: write the JSON report")
+    prove.add_argument(
+        "--itf", metavar="FILE", help="write each counterexample as an ITF trace (JSON)"
+    )
 
     search = sub.add_parser(
         "search",
@@ -640,6 +859,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print one JSON object")
     search.add_argument(
         "--emit-case", metavar="PATH", help="write each counterexample as a conformance case (YAML)"
+    )
+    search.add_argument(
+        "--itf", metavar="FILE", help="write each counterexample as an ITF trace (JSON)"
     )
     run = sub.add_parser(
         "run",
@@ -686,7 +908,109 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("--no-notifier", action="store_true", help="leave the notifier out")
     diff.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_explore_parser(sub)
+    _add_why_parser(sub)
     return parser
+
+
+def _add_explore_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    explore = sub.add_parser(
+        "explore",
+        help="what-if sweep: a verdict matrix over variants, configurations and invariants",
+        description="Check every invariant (the columns) for every variant under every "
+        "configuration (the rows) with the Z3 spec, each cell one 'kvmmu prove' of one "
+        "invariant; by default by k-induction (unbounded proofs, violations with shortest "
+        "traces). The variants are the presets given (or all of them), each with the fixed "
+        "--knob overrides, times the cartesian product of the values of the --vary knobs. "
+        "Or give it all in a sweep file (format kvmmu-sweep/1, docs/formats.md). A sweep "
+        "reports, it does not judge: exit status 0 when every cell got an answer, 3 when some "
+        "cell is unknown or an error, 2 for bad input.",
+    )
+    explore.add_argument("--sweep", metavar="FILE.yaml", help="a sweep file (format kvmmu-sweep/1)")
+    group = explore.add_argument_group("variants, configurations, invariants")
+    group.add_argument(
+        "--preset",
+        action="append",
+        default=[],
+        help=f"a preset row (repeatable): {', '.join(PRESETS)} (default {DEFAULT_PRESET})",
+    )
+    group.add_argument("--all-presets", action="store_true", help="every preset")
+    group.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="FILE.yaml",
+        help="a variant file row (repeatable)",
+    )
+    group.add_argument(
+        "--knob",
+        action="append",
+        default=[],
+        metavar="KNOB=VALUE",
+        help="a fixed override on top of every variant (repeatable)",
+    )
+    group.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="KNOB[=V1,V2]",
+        help="vary a knob over all its values, or the ones listed (repeatable: the cartesian "
+        "product)",
+    )
+    group.add_argument(
+        "--vcpus",
+        action="append",
+        default=[],
+        help="root kinds of vcpu0, vcpu1, ... (repeatable: one configuration each; "
+        "default special,sp)",
+    )
+    group.add_argument("--zappers", type=int, default=None, help="0, 1 or 2 (default 1)")
+    group.add_argument("--notifier", action="store_true", help="run the mmu notifier actor")
+    group.add_argument("--max-zaps", default=None, help="zaps per zapper or 'none' (default 2)")
+    group.add_argument(
+        "--max-invalidations", default=None, help="invalidations or 'none' (default 1)"
+    )
+    _add_invariant_argument(explore)
+    group = explore.add_argument_group("engine")
+    group.add_argument(
+        "--engine",
+        choices=["bmc", "kind"],
+        default=None,
+        help="kind: k-induction (default); bmc: bounded model checking",
+    )
+    group.add_argument("--depth", type=int, default=None, help="BMC bound (default 20)")
+    group.add_argument(
+        "--max-k", type=int, default=None, help="largest k for k-induction (default 30)"
+    )
+    group.add_argument(
+        "--timeout", type=float, default=None, help="seconds per cell before 'unknown' (300)"
+    )
+    group = explore.add_argument_group("running and output")
+    group.add_argument(
+        "--jobs", type=int, default=None, help="cells in parallel (default: every core)"
+    )
+    group.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run the cells on the Dask cluster at ADDRESS (pip install 'kvmmu[dask]')",
+    )
+    group.add_argument(
+        "--progress",
+        action="store_true",
+        help="a progress bar on stderr even when it is not a terminal",
+    )
+    group.add_argument(
+        "--format",
+        choices=["text", "markdown"],
+        default="text",
+        help="the matrix as a text table (default) or Markdown",
+    )
+    group.add_argument("--json", action="store_true", help="print one JSON object")
+    group.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write a self-contained HTML report (counterexamples as lane diagrams)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
