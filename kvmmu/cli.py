@@ -753,7 +753,15 @@ def _add_why_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     why.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def cmd_parametric(args: argparse.Namespace) -> int:
+    """The parametric proof (any number of vCPUs): its own options, see ``--help``."""
+    from kvmmu.spec.parametric import main as parametric_main
+
+    return parametric_main(args.rest)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "parametric": cmd_parametric,
     "knobs": cmd_knobs,
     "prove": cmd_prove,
     "search": cmd_search,
@@ -910,6 +918,15 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--json", action="store_true", help="print one JSON object")
     _add_explore_parser(sub)
     _add_why_parser(sub)
+    parametric = sub.add_parser(
+        "parametric",
+        help="prove invariants for any number of vCPUs (kvmmu parametric --help)",
+        description="One distinguished vCPU of each root kind, the zappers and the notifier as "
+        "in the spec, every other vCPU abstracted to its effect on mmu_lock: a proof for every "
+        "number of vCPUs (docs/parametric.md). Options: kvmmu parametric --help.",
+        add_help=False,
+    )
+    parametric.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 
@@ -1018,7 +1035,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kvmmu.yamlio import InputError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["parametric"]:
+        # its options are its own: argparse's REMAINDER would not pass a leading --option on
+        args = argparse.Namespace(command="parametric", rest=argv[1:])
+    else:
+        args = parser.parse_args(argv)
     handler = COMMANDS[args.command]
     try:
         return handler(args)

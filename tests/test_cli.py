@@ -172,3 +172,11 @@ def test_knobs_lists_the_vocabulary(capsys: pytest.CaptureFixture[str]) -> None:
     assert status == EXIT_OK
     assert doc["invariants"] == list(INVARIANTS)
     assert "v5.16" in doc["presets"]  # type: ignore[operator]
+
+
+def test_parametric_is_a_kvmmu_command(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["parametric", "--preset", "paolo", "--invariant", "no_spte_in_obsolete_root"]
+    assert main(argv) == EXIT_VIOLATION
+    assert "violated (any number of vCPUs" in capsys.readouterr().out
+    assert main(["parametric", "--preset", "v9"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.startswith("kvmmu parametric: unknown preset")

@@ -1097,11 +1097,11 @@ def _knob(text: str) -> tuple[str, KnobValue]:
     return knob, {"true": True, "false": False}.get(raw.lower(), raw)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m kvmmu.spec.parametric``: the parametric verdicts, optionally cross-checked
-    against the concrete k-induction for 1 to ``--cross-check`` vCPUs."""
+def main(argv: Sequence[str] | None = None, prog: str = "kvmmu parametric") -> int:
+    """``kvmmu parametric`` (or ``python -m kvmmu.spec.parametric``): the parametric verdicts,
+    optionally cross-checked against the concrete k-induction for 1 to ``--cross-check`` vCPUs."""
     parser = argparse.ArgumentParser(
-        prog="python -m kvmmu.spec.parametric",
+        prog=prog,
         description="Prove invariants for any number of vCPUs (distinguished-vCPU abstraction).",
     )
     parser.add_argument("--preset", default="v5.16", help=f"one of {', '.join(PRESETS)}")
@@ -1141,7 +1141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.max_k < 1 or args.timeout <= 0 or args.cross_check < 0:
             raise ValueError("--max-k must be >= 1, --timeout > 0, --cross-check >= 0")
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     results = [
         prove_parametric(
