@@ -939,7 +939,7 @@ def _add_explore_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "invariant; by default by k-induction (unbounded proofs, violations with shortest "
         "traces). The variants are the presets given (or all of them), each with the fixed "
         "--knob overrides, times the cartesian product of the values of the --vary knobs. "
-        "Or give it all in a sweep file (format kvmmu-sweep/1, docs/formats.md). A sweep "
+        "Or give it all in a sweep file (format kvmmu-sweep/1, docs/formats/). A sweep "
         "reports, it does not judge: exit status 0 when every cell got an answer, 3 when some "
         "cell is unknown or an error, 2 for bad input.",
     )

@@ -13,7 +13,7 @@ A sweep *reports*, it does not judge: a violation is a finding, not a failure. T
 0 when every cell got an answer, 3 when some cell is ``unknown`` or an ``error``.
 
 Sweep files (``--sweep FILE.yaml``) have format ``kvmmu-sweep/1``, described in
-``docs/formats.md``; every error names the file, the line and the field.
+``docs/formats/``; every error names the file, the line and the field.
 """
 
 from __future__ import annotations
@@ -659,7 +659,7 @@ def _command(row: Row, verdict: Verdict) -> str:
 
 
 def exploration_json(exploration: Exploration) -> dict[str, object]:
-    """The stable JSON report (format ``kvmmu-explore/1``, see docs/formats.md)."""
+    """The stable JSON report (format ``kvmmu-explore/1``, see docs/formats/)."""
     from kvmmu.obligations import verdict_json
 
     sweep = exploration.sweep

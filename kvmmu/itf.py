@@ -6,7 +6,7 @@ use the ITF expressions only: booleans, strings, integers as ``{"#bigint": "N"}`
 objects and sequences as lists; an optional value is a Quint-style variant
 ``{"tag": "Some", "value": ...}`` / ``{"tag": "None", "value": {"#tup": []}}`` (ITF has no null).
 
-The variables (docs/formats.md has an example):
+The variables (docs/formats/ has an example):
 
 - ``action``: ``"init"`` in the first state, then the step that led to the state,
   ``"vcpu0 fault.map"``;
