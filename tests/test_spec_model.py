@@ -10,8 +10,8 @@ import z3
 from kvmmu.spec.state import State, make_state
 from kvmmu.spec.steps import encode, is_choice, make_choice, transitions
 from kvmmu.spec.unroll import Unrolling, make_solver
-from kvmmu.spec.variants import Knobs, Layout, make_layout, zapper_program
-from kvmmu.vocab import Config, make_variant
+from kvmmu.spec.variants import Layout, make_layout, zapper_program
+from kvmmu.vocab import Config, Knobs, make_variant
 
 RICH = Config(vcpus=("special", "sp", "tdp"), zappers=2, notifier=True)
 VARIANTS = [

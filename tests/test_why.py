@@ -18,9 +18,9 @@ from kvmmu.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_VIOLATION, main
 from kvmmu.necessity import report_json, report_text
 from kvmmu.spec import bmc
 from kvmmu.spec.facts import FACTS
-from kvmmu.spec.variants import Knobs, relaxed_zapper_program, zapper_program
+from kvmmu.spec.variants import relaxed_zapper_program, zapper_program
 from kvmmu.spec.why import WhyResult, analyse, check_dropped, offered_facts
-from kvmmu.vocab import KNOBS, Config, Step, make_variant
+from kvmmu.vocab import KNOBS, Config, Knobs, Step, make_variant
 
 SPTE = "no_spte_in_obsolete_root"
 REQUEST = "is_page_fault_stale.reload_request"

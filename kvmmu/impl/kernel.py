@@ -142,7 +142,7 @@ def reload_request_pending(p: Params, v: Vcpu) -> bool:
     """Part 2 of ``is_page_fault_stale()`` (18c841e1f411):
     ``!sp && kvm_test_request(KVM_REQ_MMU_RELOAD, vcpu)``; false with ``reload_request: none``."""
     assert v.root is not None
-    return p.reload_request != "none" and not v.root.has_sp and v.request
+    return p.knobs.reload_request != "none" and not v.root.has_sp and v.request
 
 
 def direct_page_fault_check_request(p: Params, m: Machine, i: int) -> Machine | None:
@@ -154,7 +154,7 @@ def direct_page_fault_check_request(p: Params, m: Machine, i: int) -> Machine | 
     if not _at(v, "fault.check_request"):
         return None
     if reload_request_pending(p, v):
-        request = v.request and p.reload_request != "check"
+        request = v.request and p.knobs.reload_request != "check"
         return m.with_vcpu(i, replace(v, request=request, mode="outside", pc=""))
     return m.with_vcpu(i, replace(v, pc=p.fault_next[v.pc]))
 
@@ -162,9 +162,9 @@ def direct_page_fault_check_request(p: Params, m: Machine, i: int) -> Machine | 
 def fault_lock_mode(p: Params, kind: str) -> Literal["read", "write"]:
     """``direct_page_fault()`` takes ``read_lock()`` for a TDP MMU fault, ``write_lock()``
     otherwise (``fault_lock: auto``); the knob can force either."""
-    if p.fault_lock == "auto":
+    if p.knobs.fault_lock == "auto":
         return "read" if kind == "tdp" else "write"
-    return "read" if p.fault_lock == "read" else "write"
+    return "read" if p.knobs.fault_lock == "read" else "write"
 
 
 def direct_page_fault_lock(p: Params, m: Machine, i: int) -> Machine | None:
@@ -193,18 +193,18 @@ def page_fault_staleness(p: Params, m: Machine, v: Vcpu) -> Verdict:
     root = v.root
     assert root is not None
     # 1. the root's shadow page is obsolete
-    if p.obsolete_sp == "guarded" and root.has_sp and is_obsolete_sp(root, m.kvm):
+    if p.knobs.obsolete_sp == "guarded" and root.has_sp and is_obsolete_sp(root, m.kvm):
         return "obsolete_sp"
-    if p.obsolete_sp == "unguarded":
+    if p.knobs.obsolete_sp == "unguarded":
         if not root.has_sp:
             return "crash"  # is_obsolete_sp(vcpu->kvm, NULL)
         if is_obsolete_sp(root, m.kvm):
             return "obsolete_sp"
     # 2. a root without a shadow page and a pending reload request (unless checked before lock)
-    if not p.request_before_lock and reload_request_pending(p, v):
+    if not p.knobs.request_before_lock and reload_request_pending(p, v):
         return "request"
     # 3. mmu_notifier_retry_hva(vcpu->kvm, mmu_seq, fault->hva)
-    if p.mmu_notifier and (m.kvm.mmu_notifier_count > 0 or v.seq_changed):
+    if p.knobs.mmu_notifier and (m.kvm.mmu_notifier_count > 0 or v.seq_changed):
         return "notifier"
     return "fresh"
 
@@ -219,7 +219,7 @@ def is_page_fault_stale(p: Params, m: Machine, i: int) -> Machine | None:
     verdict = page_fault_staleness(p, m, v)
     if verdict == "crash":
         return m.with_vcpu(i, replace(v, mode="crashed", pc=""))
-    request = v.request and not (verdict == "request" and p.reload_request == "check")
+    request = v.request and not (verdict == "request" and p.knobs.reload_request == "check")
     stale = verdict != "fresh"
     nxt = "fault.unlock" if stale else p.fault_next[v.pc]  # a stale fault skips the map
     return m.with_vcpu(i, replace(v, request=request, stale=stale, pc=nxt))
@@ -267,10 +267,10 @@ def kvm_mmu_zap_all_fast_lock(p: Params, m: Machine, i: int) -> Machine | None:
     z = _zapper_at(p, m, i, "zap.lock")
     if z is None or (p.config.max_zaps is not None and z.zaps >= p.config.max_zaps):
         return None
-    if not m.kvm.mmu_lock.free or (p.serialized and m.kvm.slots_lock is not None):
+    if not m.kvm.mmu_lock.free or (p.knobs.serialized and m.kvm.slots_lock is not None):
         return None
     name = ZAPPER_NAMES[i]
-    slots = name if p.serialized else m.kvm.slots_lock
+    slots = name if p.knobs.serialized else m.kvm.slots_lock
     kvm = replace(m.kvm, mmu_lock=m.kvm.mmu_lock.write_lock(name), slots_lock=slots)
     return _advance(m, i, z, kvm)
 
@@ -291,7 +291,7 @@ def kvm_mmu_zap_all_fast_new_gen(p: Params, m: Machine, i: int) -> Machine | Non
     if z is None:
         return None
     gen = m.kvm.mmu_valid_gen
-    gen = gen + 1 if p.generation == "counter" else 1 - gen
+    gen = gen + 1 if p.knobs.generation == "counter" else 1 - gen
     m = m.with_vcpus(tuple(kvm_tdp_mmu_invalidate_all_roots(v) for v in m.vcpus))
     return _advance(m, i, z, replace(m.kvm, mmu_valid_gen=gen))
 
@@ -351,7 +351,7 @@ def kvm_zap_obsolete_pages(p: Params, m: Machine, i: int) -> Machine | None:
     def zap(v: Vcpu) -> Vcpu:
         if v.root is None or not is_obsolete_sp(v.root, kvm):
             return v
-        if p.respect_root_count:
+        if p.knobs.respect_root_count:
             return replace(v, root=replace(v.root, spte=False, invalid=True))
         # __kvm_mmu_prepare_zap_page() sets role.invalid whether or not it frees the page
         return replace(v, root=replace(v.root, spte=False, invalid=True, freed=True))
@@ -445,6 +445,6 @@ def step_functions(p: Params) -> dict[str, StepFn]:
     """Step name -> the kernel function that performs it under the variant ``p``."""
     table = dict(_COMMON)
     table["vcpu.unload"] = (
-        kvm_mmu_free_obsolete_roots if p.request == "free_obsolete" else kvm_mmu_unload
+        kvm_mmu_free_obsolete_roots if p.knobs.request == "free_obsolete" else kvm_mmu_unload
     )
     return table

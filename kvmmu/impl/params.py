@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from kvmmu.impl.programs import direct_page_fault_program, kvm_mmu_zap_all_fast_program
-from kvmmu.vocab import KNOBS, Config, Variant, config_error, knob_error
+from kvmmu.vocab import KNOBS, Config, Knobs, Variant, config_error, knob_error
 
 
 @dataclass(frozen=True)
@@ -19,19 +19,7 @@ class Params:
     """Everything fixed for a run: the knob values and the configuration."""
 
     config: Config
-    obsolete_sp: str  # none | guarded | unguarded
-    reload_request: str  # none | test | check
-    request_before_lock: bool
-    mmu_notifier: bool
-    special_roots_have_sp: bool
-    fault_lock: str  # auto | write | read
-    unlock_between_gen_and_request: bool
-    request_before_gen: bool
-    zap_yield: bool
-    serialized: bool
-    respect_root_count: bool
-    request: str  # reload | free_obsolete
-    generation: str  # bit | counter
+    knobs: Knobs
     # the zapper's program: step names, one position after another (section 6.3)
     zap_program: tuple[str, ...]
     # the fault path: each step -> the step after it (programs.direct_page_fault_program)
@@ -44,12 +32,12 @@ class Params:
 
     def has_sp(self, kind: str) -> bool:
         """Whether a root of ``kind`` has a shadow page (``to_shadow_page()`` is not NULL)."""
-        return kind != "special" or self.special_roots_have_sp
+        return kind != "special" or self.knobs.special_roots_have_sp
 
     def in_window(self, zap_pc: int) -> bool:
         """A zapper at ``zap_pc`` has done ``zap.new_gen`` and not yet ``zap.request`` of the
         same zap (section 6.4; never with ``zap.request_before_gen``)."""
-        if self.request_before_gen:
+        if self.knobs.request_before_gen:
             return False
         return (
             self.zap_program.index("zap.new_gen") < zap_pc <= self.zap_program.index("zap.request")
@@ -83,19 +71,7 @@ def make_params(variant: Variant, config: Config) -> Params:
         actors["notifier"] = ("notifier", 0)
     return Params(
         config=config,
-        obsolete_sp=str(k["stale_check.obsolete_sp"]),
-        reload_request=str(k["stale_check.reload_request"]),
-        request_before_lock=bool(k["stale_check.request_before_lock"]),
-        mmu_notifier=bool(k["stale_check.mmu_notifier"]),
-        special_roots_have_sp=bool(k["special_roots_have_sp"]),
-        fault_lock=str(k["fault_lock"]),
-        unlock_between_gen_and_request=bool(k["zap.unlock_between_gen_and_request"]),
-        request_before_gen=bool(k["zap.request_before_gen"]),
-        zap_yield=bool(k["zap.yield"]),
-        serialized=bool(k["zap.serialized"]),
-        respect_root_count=bool(k["zap.respect_root_count"]),
-        request=str(k["request"]),
-        generation=str(k["generation"]),
+        knobs=Knobs.of(variant),
         zap_program=kvm_mmu_zap_all_fast_program(
             bool(k["zap.request_before_gen"]),
             bool(k["zap.unlock_between_gen_and_request"]),

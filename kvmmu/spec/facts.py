@@ -30,7 +30,8 @@ import z3
 from kvmmu.vocab import Config
 
 if TYPE_CHECKING:
-    from kvmmu.spec.variants import Knobs, Layout
+    from kvmmu.spec.variants import Layout
+    from kvmmu.vocab import Knobs
 
 Expr = Any  # a z3.ExprRef
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import z3
 
-from kvmmu.vocab import KNOBS, Config, Step, Variant, config_error, knob_error
+from kvmmu.vocab import Config, Knobs, Step, Variant, config_error
 
 LockMode = Literal["read", "write"]
 
@@ -54,54 +54,6 @@ STALE_NO = 0
 STALE_OBSOLETE = 1  # part 1 or 2 of the check
 STALE_NOTIFIER = 2  # part 3 of the check
 STALE_BITS = 2
-
-
-@dataclass(frozen=True)
-class Knobs:
-    """Every knob of a variant, typed (``docs/protocol.md`` sections 4 and 6.6)."""
-
-    obsolete_sp: str
-    reload_request: str
-    request_before_lock: bool
-    mmu_notifier: bool
-    special_roots_have_sp: bool
-    fault_lock: str
-    unlock_between_gen_and_request: bool
-    request_before_gen: bool
-    zap_yield: bool
-    serialized: bool
-    respect_root_count: bool
-    request: str
-    generation: str
-
-    @staticmethod
-    def of(variant: Variant) -> Knobs:
-        """The knobs of ``variant``; raises ValueError for a missing or bad value."""
-        for knob in KNOBS:
-            if knob not in variant.knobs:
-                raise ValueError(f"variant {variant.name!r} has no value for knob {knob!r}")
-            reason = knob_error(knob, variant.knobs[knob])
-            if reason:
-                raise ValueError(reason)
-        for knob in variant.knobs:
-            if knob not in KNOBS:
-                raise ValueError(f"unknown knob {knob!r}")
-        k = variant.knobs
-        return Knobs(
-            obsolete_sp=str(k["stale_check.obsolete_sp"]),
-            reload_request=str(k["stale_check.reload_request"]),
-            request_before_lock=bool(k["stale_check.request_before_lock"]),
-            mmu_notifier=bool(k["stale_check.mmu_notifier"]),
-            special_roots_have_sp=bool(k["special_roots_have_sp"]),
-            fault_lock=str(k["fault_lock"]),
-            unlock_between_gen_and_request=bool(k["zap.unlock_between_gen_and_request"]),
-            request_before_gen=bool(k["zap.request_before_gen"]),
-            zap_yield=bool(k["zap.yield"]),
-            serialized=bool(k["zap.serialized"]),
-            respect_root_count=bool(k["zap.respect_root_count"]),
-            request=str(k["request"]),
-            generation=str(k["generation"]),
-        )
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,8 @@ from kvmmu.spec.invariants import BAD
 from kvmmu.spec.state import Expr, State, initial, make_state
 from kvmmu.spec.steps import encode, make_choice
 from kvmmu.spec.unroll import make_solver
-from kvmmu.spec.variants import Knobs, Layout, make_layout
-from kvmmu.vocab import Config, Step, Variant, config_error
+from kvmmu.spec.variants import Layout, make_layout
+from kvmmu.vocab import Config, Knobs, Step, Variant, config_error
 
 DropVerdict = Literal["violated", "holds", "unknown"]
 WhyVerdict = Literal["holds", "violated", "vacuous", "unknown", "error"]
