@@ -32,12 +32,14 @@ from kvmmu.vocab import (
     KNOBS,
     PRESETS,
     Config,
+    Knobs,
     KnobValue,
     Problem,
     Step,
     config_error,
     make_variant,
     override,
+    required_covers,
 )
 
 if TYPE_CHECKING:
@@ -265,6 +267,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
     bound = args.depth if args.engine == "bmc" else args.max_k
     if bound < 1:
         raise UsageError("--depth and --max-k must be at least 1")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
     verdicts = check(problem.variant, problem.config, invariants, args.engine, bound, args.timeout)
     status = worst_status([v.exit_status for v in verdicts])
     if args.json:
@@ -308,14 +312,37 @@ def _prove_obligations(args: argparse.Namespace) -> int:
     from kvmmu.obligations import junit_xml, load_manifest, outcome_json, run
     from kvmmu.render import table
 
-    given = [name for name in ("preset", "variant") if getattr(args, name)]
-    if given or args.knob or args.invariant:
-        raise UsageError("obligation files fix the variant and invariant: drop the options")
+    # obligation files fix everything about a run: an option given beside them would be ignored
+    problem_options = ("preset", "variant", "knob", "invariant", "emit_case", "itf")
+    fixed = [name for name in problem_options if getattr(args, name, None)]
+    defaults = build_parser().parse_args(["prove"])
+    changed = [
+        name
+        for name in (
+            "engine",
+            "depth",
+            "max_k",
+            "timeout",
+            "vcpus",
+            "zappers",
+            "notifier",
+            "max_zaps",
+            "max_invalidations",
+        )
+        if getattr(args, name) != getattr(defaults, name)
+    ]
+    if fixed or changed:
+        shown = ", ".join("--" + n.replace("_", "-") for n in fixed + changed)
+        raise UsageError(
+            f"obligation files fix the variant, configuration and engine: drop {shown}"
+        )
     try:
         obligations = load_manifest(args.paths)
     except FileNotFoundError as err:
         raise UsageError(str(err)) from None
     chosen = [ob for ob in obligations if args.klass in ("all", ob.klass)]
+    if not chosen:
+        raise UsageError(f"no obligation of class {args.klass} in {', '.join(args.paths)}")
     outcomes = []
     for ob in chosen:
         outcome = run(ob)
@@ -372,11 +399,20 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     problem = problem_from_args(args)
     invariants = _invariants(args)
+    if args.max_depth is not None and args.max_depth < 1:
+        raise UsageError("--max-depth must be at least 1")
     try:
         result = explore(problem.variant, problem.config, invariants, args.max_depth)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    status = EXIT_VIOLATION if result.violations else EXIT_OK
+    # as for a proof: 'holds' counts only if every required cover target was reached
+    required = required_covers(Knobs.of(problem.variant), problem.config)
+    unreached = sorted(required - result.covers)
+    verdicts = {
+        inv: "violated" if inv in result.violations else "vacuous" if unreached else "holds"
+        for inv in invariants
+    }
+    status = EXIT_VIOLATION if result.violations else EXIT_VACUOUS if unreached else EXIT_OK
     if args.json:
         _print_json(
             {
@@ -384,7 +420,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 "results": [
                     {
                         "invariant": inv,
-                        "verdict": "violated" if inv in result.violations else "holds",
+                        "verdict": verdicts[inv],
                         "trace": _trace_json(result.violations.get(inv, ())),
                     }
                     for inv in invariants
@@ -392,6 +428,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 "states": result.states,
                 "depth": result.depth,
                 "covers": sorted(result.covers),
+                "cover_required": sorted(required),
                 "seconds": round(result.seconds, 3),
                 "exit": status,
             }
@@ -406,7 +443,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
         for inv in invariants:
             trace = result.violations.get(inv)
-            if trace is None:
+            if trace is None and unreached:
+                print(f"\n{inv}: vacuous (cover targets not reached: {', '.join(unreached)})")
+            elif trace is None:
                 print(f"\n{inv}: holds")
             else:
                 print(f"\n{inv}: violated in {len(trace)} steps")
@@ -503,6 +542,8 @@ def cmd_conform(args: argparse.Namespace) -> int:
         paths = discover(args.paths or ["conformance/cases"])
     except FileNotFoundError as err:
         raise UsageError(str(err)) from None
+    if not paths:
+        raise UsageError(f"no case files (*.yaml) in {', '.join(args.paths)}")
     results = run_cases(paths, _engines(args.engine))
     failed = [r for r in results if not r.passed]
     if args.json:
@@ -528,6 +569,8 @@ def cmd_conform(args: argparse.Namespace) -> int:
         print(summary(results))
     if any(r.engine == "(load)" for r in failed):
         return EXIT_BAD_INPUT
+    if any(r.error is not None for r in failed):
+        return EXIT_UNKNOWN  # an engine failed: no verdict on those cases
     return EXIT_VIOLATION if failed else EXIT_OK
 
 
@@ -536,6 +579,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from kvmmu.differential import sweep
     from kvmmu.render import table
 
+    if not 1 <= args.max_vcpus <= 3:
+        raise UsageError("--max-vcpus must be 1, 2 or 3")
+    if args.depth < 1:
+        raise UsageError("--depth must be at least 1")
     presets = args.preset_list.split(",") if args.preset_list else list(PRESETS)
     for preset in presets:
         if preset not in PRESETS:
@@ -567,7 +614,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
                 c.problem.variant.name,
                 ",".join(c.problem.config.vcpus),
                 c.invariant,
-                "holds" if c.spec_length is None else f"violated in {c.spec_length}",
+                c.spec_verdict if c.spec_length is None else f"violated in {c.spec_length}",
                 "holds" if c.impl_length is None else f"violated in {c.impl_length}",
                 "yes" if c.agrees else "NO: " + "; ".join(c.mismatches),
             ]
@@ -575,6 +622,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
         ]
         print(table(["variant", "vcpus", "invariant", "spec (BMC)", "impl (BFS)", "agree"], rows))
         print(f"{len(comparisons)} comparisons to depth {args.depth}, {len(disagree)} disagree")
+    if any(c.spec_verdict not in ("holds", "violated") for c in comparisons):
+        return EXIT_UNKNOWN  # the spec gave no answer somewhere: no comparison there
     return EXIT_VIOLATION if disagree else EXIT_OK
 
 
@@ -582,7 +631,9 @@ def _parse_vary(text: str) -> tuple[str, tuple[KnobValue, ...]]:
     """``KNOB`` (all its values) or ``KNOB=V1,V2``."""
     from kvmmu.explore import vary_values
 
-    knob, _, raw = (part.strip() for part in text.partition("="))
+    knob, equals, raw = (part.strip() for part in text.partition("="))
+    if equals and not raw:
+        raise UsageError(f"--vary {text}: no values after '=' (give KNOB alone for all its values)")
     values: list[KnobValue] | None = None
     if raw:
         values = [
@@ -649,6 +700,8 @@ def _sweep_from_args(args: argparse.Namespace) -> Sweep:
     if engine == "bmc" and args.max_k is not None:
         raise UsageError("--max-k is the bound of --engine kind; BMC takes --depth")
     bound = args.depth if engine == "bmc" else args.max_k
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
     try:
         variants = expand_variants(bases, knobs, vary)
         return make_sweep(
@@ -722,6 +775,8 @@ def cmd_why(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown invariant {args.invariant!r} (known: {', '.join(INVARIANTS)})")
     if args.depth < 1:
         raise UsageError("--depth must be at least 1")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
     result = analyse(problem.variant, problem.config, args.invariant, args.depth, args.timeout)
     if args.json:
         _print_json(report_json(result))
@@ -1046,6 +1101,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except (UsageError, InputError) as err:
         print(f"kvmmu: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # the reader went away (``kvmmu ... | head``): exit as a process killed by SIGPIPE does
+        sys.stderr.close()
+        return 128 + 13
+    except OSError as err:
+        # an output or input path that cannot be written or read: bad input, not an engine fault
+        print(f"kvmmu: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("kvmmu: interrupted", file=sys.stderr)

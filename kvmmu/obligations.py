@@ -33,6 +33,7 @@ from kvmmu.yamlio import (
     load_yaml,
     parse_config,
     parse_variant,
+    shown,
     type_name,
 )
 
@@ -160,7 +161,9 @@ def _choice(doc: Document, path: str, value: object, allowed: Sequence[str]) -> 
 
 def _seconds(doc: Document, path: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise doc.error(path, f"expected a positive number of seconds, got {type_name(value)}")
+        raise doc.error(
+            path, f"expected a positive number of seconds, got {type_name(value)} {shown(value)}"
+        )
     return float(value)
 
 
@@ -216,10 +219,17 @@ def run(ob: Obligation) -> Outcome:
 
 def reproduce(ob: Obligation) -> str:
     """The command line that re-runs ``ob`` alone."""
-    return command_line(ob.variant, ob.config, ob.invariant, ob.engine, ob.bound)
+    return command_line(ob.variant, ob.config, ob.invariant, ob.engine, ob.bound, ob.timeout_s)
 
 
-def command_line(variant: Variant, config: Config, invariant: str, engine: str, bound: int) -> str:
+def command_line(
+    variant: Variant,
+    config: Config,
+    invariant: str,
+    engine: str,
+    bound: int,
+    timeout_s: float | None = None,
+) -> str:
     """``kvmmu prove ...`` for one invariant of one problem, every setting spelt out."""
     spec = variant_spec(variant)
     base, knobs = (spec, {}) if isinstance(spec, str) else (spec["base"], spec["knobs"])
@@ -235,6 +245,8 @@ def command_line(variant: Variant, config: Config, invariant: str, engine: str, 
     words += ["--max-invalidations", str(config.max_invalidations).lower()]
     words += ["--invariant", invariant, "--engine", engine]
     words += ["--depth" if engine == "bmc" else "--max-k", str(bound)]
+    if timeout_s is not None:
+        words += ["--timeout", f"{timeout_s:g}"]
     return " ".join(words)
 
 
@@ -274,7 +286,7 @@ def verdict_json(
         "seed": SEED,
         "timeout": timeout_s,
         **({"reason": v.reason} if v.reason else {}),
-        "command": command_line(variant, config, v.invariant, v.engine, v.bound),
+        "command": command_line(variant, config, v.invariant, v.engine, v.bound, timeout_s),
     }
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from kvmmu.spec.unroll import SEED as UNROLL_SEED
 from kvmmu.vocab import Config, Step, Variant
 
 ENGINES = ("bmc", "kind")
-SEED = 0  # the solvers' random seed (kvmmu.spec.unroll): runs are reproducible
+SEED = UNROLL_SEED  # the solvers' random seed, as the spec sets it: runs are reproducible
 
 # exit status of each verdict (README, "Exit status"); for several verdicts the worst one counts
 EXIT_STATUS: Mapping[str, int] = {
@@ -113,9 +114,9 @@ def _kind(
     return [
         Verdict(
             invariant=r.invariant,
-            verdict="vacuous" if r.verdict == "proved" and vacuous(r) else r.verdict,
+            verdict="vacuous" if vacuous(r) else r.verdict,
             engine="kind",
-            bound=max_k,
+            bound=r.depth if r.verdict == "holds" else max_k,
             seconds=r.seconds,
             z3=r.z3_version,
             trace=r.trace,

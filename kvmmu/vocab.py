@@ -390,6 +390,20 @@ def refinement_paths(config: Config) -> tuple[str, ...]:
     return tuple(paths)
 
 
+def required_covers(knobs: Knobs, config: Config) -> frozenset[str]:
+    """The cover targets a proof must reach within its bound to be non-vacuous: all of them,
+    except those the configuration or the variant rules out by construction
+    (``docs/protocol.md`` section 6.5). A rule about names, shared by every engine's report."""
+    required = set(COVER_TARGETS)
+    if not (config.notifier and knobs.mmu_notifier and config.max_invalidations != 0):
+        required.discard("retry.notifier")
+    if knobs.obsolete_sp == "none" and knobs.reload_request == "none":
+        required.discard("retry.obsolete")
+    if not config.zappers or config.max_zaps == 0:
+        required -= {"zap.zap_obsolete", "enter.after_reload", "retry.obsolete"}
+    return frozenset(required)
+
+
 @dataclass(frozen=True)
 class Problem:
     """What to check: a variant under a configuration."""

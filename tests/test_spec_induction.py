@@ -199,3 +199,22 @@ def test_proofs_are_deterministic() -> None:
     first, second = run(), run()
     assert first[0].cti == second[0].cti and first[0].cti_states == second[0].cti_states
     assert first[1].lemmas == second[1].lemmas and first[1].k == second[1].k
+
+
+def test_a_step_case_without_answer_leaves_holds_to_the_base_depth(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Z3 giving up on the step case is simulated: the base case still stands, as a bounded
+    # result, and the CLI says so with its own exit status (6), never as a proof (0)
+    from kvmmu import cli
+    from kvmmu.spec import induction
+
+    def gives_up(*args: object, **kwargs: object) -> object:
+        return induction._StepOutcome("unknown", 3, reason="timeout (simulated)")
+
+    monkeypatch.setattr(induction, "_step_case", gives_up)
+    (r,) = induction.prove(make_variant("v5.16"), Config(), ["no_null_deref"])
+    assert r.verdict == "holds" and r.depth == 30 and "step case" in r.reason  # base to max_k
+    argv = ["prove", "--engine", "kind", "--invariant", "no_null_deref", "--json"]
+    assert cli.main(argv) == 6
+    assert '"verdict": "holds"' in capsys.readouterr().out

@@ -53,7 +53,7 @@ from kvmmu.spec.variants import (
 )
 from kvmmu.vocab import INVARIANTS, Config, Step, Variant
 
-ProofVerdict = Literal["proved", "violated", "not_inductive", "unknown", "error"]
+ProofVerdict = Literal["proved", "violated", "holds", "not_inductive", "unknown", "error"]
 
 
 @dataclass(frozen=True)
@@ -62,14 +62,16 @@ class ProofResult:
 
     ``k``: the step-case bound that closed the proof (``proved``), the counterexample length
     (``violated``), the bound at which the step case still failed (``not_inductive``) or was
-    given up (``unknown``). ``lemmas``: the proved lemmas the proof rests on (the unsat core of
-    the step case, closed under the lemmas' own dependencies). ``trace``/``states``: the
-    counterexample of a violation. ``cti``/``cti_states``: the counterexample to induction of a
-    ``not_inductive``: ``k + 1`` steps and ``k + 2`` states from an arbitrary (possibly
-    unreachable) state, decoded like a BMC trace, plus each zapper's position (``zapper.at``: the
-    steps it may take next) and the notifier's. ``cover``: per cover target, reached (True) or
-    unreachable (False) within ``depth`` steps, the base-case bound. ``required_covers``: the
-    targets a non-vacuous proof must reach (see :func:`vacuous`).
+    given up (``holds``: the base case holds to ``depth`` but the step case gave no answer, so
+    nothing is said beyond that depth; ``unknown``). ``lemmas``: the proved lemmas the proof
+    rests on (the unsat core of the step case, closed under the lemmas' own dependencies).
+    ``trace``/``states``: the counterexample of a violation. ``cti``/``cti_states``: the
+    counterexample to induction of a ``not_inductive``: ``k + 1`` steps and ``k + 2`` states
+    from an arbitrary (possibly unreachable) state, decoded like a BMC trace, plus each zapper's
+    position (``zapper.at``: the steps it may take next) and the notifier's. ``cover``: per
+    cover target, reached (True) or unreachable (False) within ``depth`` steps, the base-case
+    bound. ``required_covers``: the targets a non-vacuous proof must reach (see
+    :func:`vacuous`).
     """
 
     invariant: str
@@ -90,9 +92,9 @@ class ProofResult:
 
 
 def vacuous(result: ProofResult) -> bool:
-    """Whether a ``proved`` is possibly vacuous: some required cover target was not shown
-    reachable within the base-case bound."""
-    return result.verdict == "proved" and any(
+    """Whether a ``proved`` or ``holds`` is possibly vacuous: some required cover target was not
+    shown reachable within the base-case bound."""
+    return result.verdict in ("proved", "holds") and any(
         result.cover.get(target) is not True for target in result.required_covers
     )
 
@@ -348,7 +350,10 @@ def _prove(
                 reason=step.reason,
             )
         else:
-            at = replace(at, reason=f"step case: {step.reason}")
+            # the step case gave no answer (a timeout, or Z3's unknown): what stands is the base
+            # case, a bounded result, reported as such and never as a proof
+            why = f"holds to depth {b.depth} only; step case: {step.reason}"
+            at = replace(at, verdict="holds", reason=why)
         results[name] = replace(at, reason=lemma_note + at.reason, seconds=time.monotonic() - start)
     return results
 

@@ -18,6 +18,7 @@ from kvmmu.spec.state import Expr, State, in_guest
 from kvmmu.spec.steps import is_choice, request_part
 from kvmmu.spec.variants import STALE_NOTIFIER, STALE_OBSOLETE, Layout
 from kvmmu.vocab import COVER_TARGETS, INVARIANTS, Step
+from kvmmu.vocab import required_covers as vocab_required_covers
 
 Predicate = Callable[[State, Expr, State], Expr]
 
@@ -151,19 +152,6 @@ assert tuple(COVER) == COVER_TARGETS
 
 
 def required_covers(layout: Layout) -> frozenset[str]:
-    """The cover targets a proof under this layout must reach to be non-vacuous.
-
-    All of them, except those the configuration or the variant rules out by construction:
-    ``retry.notifier`` needs the notifier and ``stale_check.mmu_notifier``; ``retry.obsolete``
-    needs some obsolete or request check; ``zap.zap_obsolete`` and ``enter.after_reload`` need a
-    zapper allowed to zap.
-    """
-    knobs = layout.knobs
-    required = set(COVER_TARGETS)
-    if not (layout.notifier and knobs.mmu_notifier and layout.config.max_invalidations != 0):
-        required.discard("retry.notifier")
-    if knobs.obsolete_sp == "none" and knobs.reload_request == "none":
-        required.discard("retry.obsolete")
-    if not layout.zappers or layout.config.max_zaps == 0:
-        required -= {"zap.zap_obsolete", "enter.after_reload", "retry.obsolete"}
-    return frozenset(required)
+    """The cover targets a proof under this layout must reach to be non-vacuous
+    (:func:`kvmmu.vocab.required_covers`, the rule of ``docs/protocol.md`` section 6.5)."""
+    return vocab_required_covers(layout.knobs, layout.config)
