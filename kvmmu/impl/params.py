@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from kvmmu.impl.programs import direct_page_fault_program, kvm_mmu_zap_all_fast_program
-from kvmmu.vocab import KNOBS, Config, Knobs, Variant, config_error, knob_error
+from kvmmu.vocab import Config, Knobs, Variant, config_error
 
 
 @dataclass(frozen=True)
@@ -54,14 +54,10 @@ def make_params(variant: Variant, config: Config) -> Params:
     reason = config_error(config)
     if reason:
         raise ValueError(f"invalid configuration: {reason}")
-    missing = [k for k in KNOBS if k not in variant.knobs]
-    if missing:
-        raise ValueError(f"variant {variant.name!r} has no value for {', '.join(missing)}")
-    for knob, value in variant.knobs.items():
-        reason = knob_error(knob, value)
-        if reason:
-            raise ValueError(f"variant {variant.name!r}: {reason}")
-    k = variant.knobs
+    try:
+        knobs = Knobs.of(variant)  # every knob present, with a value it takes
+    except ValueError as err:
+        raise ValueError(f"variant {variant.name!r}: {err}") from None
     actors: dict[str, tuple[str, int]] = {}
     for i in range(len(config.vcpus)):
         actors[f"vcpu{i}"] = ("vcpu", i)
@@ -71,15 +67,11 @@ def make_params(variant: Variant, config: Config) -> Params:
         actors["notifier"] = ("notifier", 0)
     return Params(
         config=config,
-        knobs=Knobs.of(variant),
+        knobs=knobs,
         zap_program=kvm_mmu_zap_all_fast_program(
-            bool(k["zap.request_before_gen"]),
-            bool(k["zap.unlock_between_gen_and_request"]),
-            bool(k["zap.yield"]),
+            knobs.request_before_gen, knobs.unlock_between_gen_and_request, knobs.zap_yield
         ),
-        fault_next=_successor_map(
-            direct_page_fault_program(bool(k["stale_check.request_before_lock"]))
-        ),
+        fault_next=_successor_map(direct_page_fault_program(knobs.request_before_lock)),
         actors=actors,
         actor_names=config.actors(),
     )

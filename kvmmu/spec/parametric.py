@@ -58,14 +58,11 @@ from kvmmu.spec.invariants import BAD, COVER, required_covers
 from kvmmu.spec.lemmas import Lemma, candidates
 from kvmmu.spec.state import Expr, State, initial, make_state
 from kvmmu.spec.steps import (
-    VCPU_BUILDERS,
     Transition,
     encode,
     is_choice,
     make_choice,
-    mn_end,
-    mn_start,
-    zapper_transition,
+    transition,
 )
 from kvmmu.spec.unroll import make_solver
 from kvmmu.spec.variants import PC_LOCK, PCS_HOLDING_LOCK, Layout, make_layout
@@ -142,17 +139,7 @@ class Abstraction:
         layout = self.layout
         result: list[Transition] = []
         for step in layout.choices:
-            v = layout.vcpu(step.actor)
-            if step.actor == ENV:
-                result.append(self._env(s, step.name))
-            elif v is not None:
-                result.append(VCPU_BUILDERS[step.name](s, v))
-            elif step.actor in layout.zappers:
-                result.append(zapper_transition(s, step.actor, step.name))
-            elif step.name == "mn.start":
-                result.append(mn_start(s))
-            else:
-                result.append(mn_end(s))
+            result.append(self._env(s, step.name) if step.actor == ENV else transition(s, step))
         return tuple(result)
 
     def _env(self, s: State, name: str) -> Transition:

@@ -489,22 +489,21 @@ def mn_end(s: State) -> Transition:
 # --- the relation -------------------------------------------------------------------------------
 
 
+def transition(s: State, step: Step) -> Transition:
+    """The transition of one step of the layout (a vCPU's, a zapper's or the notifier's)."""
+    v = s.layout.vcpu(step.actor)
+    if v is not None:
+        return VCPU_BUILDERS[step.name](s, v)
+    if step.actor in s.layout.zappers:
+        return zapper_transition(s, step.actor, step.name)
+    return mn_start(s) if step.name == "mn.start" else mn_end(s)
+
+
 def transitions(s: State) -> tuple[Transition, ...]:
     """Every transition of the layout from state ``s``, in the order of ``Layout.choices``."""
-    layout = s.layout
-    result: list[Transition] = []
-    for step in layout.choices:
-        v = layout.vcpu(step.actor)
-        if v is not None:
-            result.append(VCPU_BUILDERS[step.name](s, v))
-        elif step.actor in layout.zappers:
-            result.append(zapper_transition(s, step.actor, step.name))
-        elif step.name == "mn.start":
-            result.append(mn_start(s))
-        else:
-            result.append(mn_end(s))
-    assert tuple(t.step for t in result) == layout.choices
-    return tuple(result)
+    result = tuple(transition(s, step) for step in s.layout.choices)
+    assert tuple(t.step for t in result) == s.layout.choices
+    return result
 
 
 def make_choice(layout: Layout, suffix: str) -> Expr:
