@@ -24,7 +24,7 @@ from kvmmu.vocab import INVARIANTS, Config, make_variant
 Spec = Mapping[str, Any]
 Result = dict[str, Any]
 
-# the solver choices the bench compares (kvmmu.spec.unroll.make_solver is the project's own)
+# the solver choices the bench compares (spec.unroll.make_solver is the project's own)
 SOLVERS = ("project", "qf_bv", "qf_fd", "default", "qf_bv_phase_false")
 
 
@@ -46,9 +46,9 @@ def _use_solver(name: str) -> None:
         raise ValueError(f"unknown solver {name!r} (known: {', '.join(SOLVERS)})")
     import z3
 
-    import kvmmu.spec.induction
-    import kvmmu.spec.lemmas
-    import kvmmu.spec.unroll
+    import spec.induction
+    import spec.lemmas
+    import spec.unroll
 
     def make(ctx: Any) -> Any:
         if name == "default":
@@ -60,13 +60,13 @@ def _use_solver(name: str) -> None:
             solver.set("sat.phase", "always_false")
         return solver
 
-    kvmmu.spec.unroll.make_solver = make
-    kvmmu.spec.induction.make_solver = make  # type: ignore[attr-defined]
-    kvmmu.spec.lemmas.make_solver = make  # type: ignore[attr-defined]
+    spec.unroll.make_solver = make
+    spec.induction.make_solver = make  # type: ignore[attr-defined]
+    spec.lemmas.make_solver = make  # type: ignore[attr-defined]
 
 
 def _bmc(spec: Spec) -> Result:
-    from kvmmu.spec import bmc, vacuous
+    from spec import bmc, vacuous
 
     _use_solver(str(spec.get("solver", "project")))
     invariants = spec.get("invariants") or INVARIANTS
@@ -87,13 +87,13 @@ def _bmc(spec: Spec) -> Result:
 
 def _bmc_plain(spec: Spec) -> Result:
     """BMC of all invariants (no cover targets) to ``depth``, either incremental (one solver,
-    extended step by step, as ``kvmmu.spec.bmc``) or not (a fresh solver and unrolling for each
+    extended step by step, as ``spec.bmc``) or not (a fresh solver and unrolling for each
     depth): the same queries, to show what incrementality buys."""
     import z3
 
-    from kvmmu.spec.invariants import BAD
-    from kvmmu.spec.unroll import Unrolling
-    from kvmmu.spec.variants import make_layout
+    from spec.invariants import BAD
+    from spec.unroll import Unrolling
+    from spec.variants import make_layout
 
     _use_solver(str(spec.get("solver", "project")))
     depth = int(spec["depth"])
@@ -127,7 +127,7 @@ def _bmc_plain(spec: Spec) -> Result:
 
 
 def _kind(spec: Spec) -> Result:
-    from kvmmu.spec.induction import prove, vacuous
+    from spec.induction import prove, vacuous
 
     _use_solver(str(spec.get("solver", "project")))
     invariants = spec.get("invariants") or INVARIANTS
@@ -142,7 +142,7 @@ def _kind(spec: Spec) -> Result:
 
 
 def _search(spec: Spec) -> Result:
-    from kvmmu.impl import explore
+    from impl import explore
 
     result = explore(
         make_variant(spec.get("variant", "v5.16")),
@@ -164,12 +164,12 @@ def _conform(spec: Spec) -> Result:
     return {"cases": len(results), "passed": sum(1 for r in results if r.passed)}
 
 
-def _baseline(spec: Spec) -> Result:
+def _baseline(job: Spec) -> Result:
     """Nothing but the imports every other measurement makes: what start-up costs."""
-    import kvmmu.impl
-    import kvmmu.spec
+    import impl as impl_model
+    import spec as spec_model
 
-    return {"modules": [kvmmu.impl.__name__, kvmmu.spec.__name__]}
+    return {"modules": [impl_model.__name__, spec_model.__name__]}
 
 
 WHAT: Mapping[str, Callable[[Spec], Result]] = {

@@ -301,9 +301,9 @@ TITLES = {
     "baseline": "Baseline: a process that imports kvmmu and Z3 and does nothing",
     "bmc_depth": "BMC by depth: v5.16, vCPUs special,sp, notifier, all invariants and covers",
     "bmc_vcpus": "BMC by vCPUs: v5.16, mixed kinds (special, sp, tdp, ...), notifier, depth 20",
-    "kind": "k-induction (kvmmu.spec.induction.prove): v5.16, mixed kinds, notifier, "
+    "kind": "k-induction (spec.induction.prove): v5.16, mixed kinds, notifier, "
     "unbounded zaps and invalidations; all invariants in one call, then each alone",
-    "search": "Exhaustive search of the impl (kvmmu.impl.explore, symmetry on): v5.16, mixed "
+    "search": "Exhaustive search of the impl (impl.explore, symmetry on): v5.16, mixed "
     "kinds, notifier, max_zaps 2, max_invalidations 1, the whole state space",
     "symmetry": "Symmetry reduction in the impl's search: v5.16, vCPUs of one kind",
     "conform": "Conformance suite throughput (kvmmu.conformance.runner.run_cases)",
@@ -320,13 +320,13 @@ NOTES = (
     "",
     "What the figures rest on:",
     "",
-    "- The impl's exhaustive search (`kvmmu.impl.explore`) visits one state per class of "
+    "- The impl's exhaustive search (`impl.explore`) visits one state per class of "
     "states that differ by a permutation of same-kind vCPUs (`Model.symmetric`: sort each "
     "kind's vCPU records, rename the lock holders to match). The visited set is keyed on the "
     "class; the state expanded is the concrete one first reached, so traces name the vCPUs "
     "that really take the steps, and shortest lengths are unchanged. `explore(symmetry=False)`"
     " is the search before; the symmetry table compares the two on the same machine.",
-    "- The spec's solvers (`kvmmu.spec.unroll.make_solver`) are `SolverFor(\"QF_BV\")` (Z3's "
+    "- The spec's solvers (`spec.unroll.make_solver`) are `SolverFor(\"QF_BV\")` (Z3's "
     "incremental SAT solver after bit-blasting) with the SAT phase `always_false` (a small "
     "gain: compare the CPU column of the solver table); the solver table shows the "
     "alternatives on the same queries. Symmetry breaking is not used in the "

@@ -260,7 +260,7 @@ def cmd_prove(args: argparse.Namespace) -> int:
         return _prove_obligations(args)
     from kvmmu.obligations import verdict_json
     from kvmmu.prover import check, worst_status
-    from kvmmu.spec import SpecEngine
+    from spec import SpecEngine
 
     problem = problem_from_args(args)
     invariants = _invariants(args)
@@ -395,7 +395,7 @@ def _cover_text(cover: Mapping[str, bool | None], required: frozenset[str]) -> s
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Exhaustive breadth-first search of the implementation's interleavings."""
-    from kvmmu.impl import ImplEngine, explore
+    from impl import ImplEngine, explore
 
     problem = problem_from_args(args)
     invariants = _invariants(args)
@@ -760,7 +760,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     return result.exit_status
 
 
-# --- kvmmu why: the necessity analysis (kvmmu.spec.why) ------------------------------------------
+# --- kvmmu why: the necessity analysis (spec.why) ------------------------------------------
 
 
 def cmd_why(args: argparse.Namespace) -> int:
@@ -768,7 +768,7 @@ def cmd_why(args: argparse.Namespace) -> int:
     minimal unsat core over the facts' assumption literals, each fact confirmed by dropping it
     alone, with the shortest counterexample without it."""
     from kvmmu.necessity import exit_status, report_json, report_text
-    from kvmmu.spec.why import analyse
+    from spec.why import analyse
 
     problem = problem_from_args(args)
     if args.invariant not in INVARIANTS:
@@ -810,7 +810,7 @@ def _add_why_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def cmd_parametric(args: argparse.Namespace) -> int:
     """The parametric proof (any number of vCPUs): its own options, see ``--help``."""
-    from kvmmu.spec.parametric import main as parametric_main
+    from spec.parametric import main as parametric_main
 
     return parametric_main(args.rest)
 

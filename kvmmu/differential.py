@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from kvmmu.impl import ImplEngine, explore
-from kvmmu.spec import SpecEngine, bmc
+from impl import ImplEngine, explore
 from kvmmu.vocab import INVARIANTS, PRESETS, Config, Problem, Step, make_variant
+from spec import SpecEngine, bmc
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The interface that both engines (``kvmmu.impl`` and ``kvmmu.spec``) offer to the conformance
+"""The interface that both engines (``impl`` and ``spec``) offer to the conformance
 runner: replay a schedule and answer questions about it.
 
 Only data types and a Protocol live here: each engine computes its answers with its own logic,
@@ -59,7 +59,7 @@ class Replay:
 
 
 class Engine(Protocol):
-    """An engine that replays schedules: ``kvmmu.impl.ImplEngine`` or ``kvmmu.spec.SpecEngine``."""
+    """An engine that replays schedules: ``impl.ImplEngine`` or ``spec.SpecEngine``."""
 
     name: str
 

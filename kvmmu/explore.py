@@ -222,7 +222,7 @@ def run_cell(cell: Cell) -> CellResult:
     if not (cell.replay and verdict.verdict == "violated" and verdict.trace):
         return CellResult(cell.row, cell.column, verdict)
     from kvmmu.render import replay_states
-    from kvmmu.spec import SpecEngine
+    from spec import SpecEngine
 
     replay, states = replay_states(SpecEngine(), Problem(variant, cell.config), verdict.trace)
     return CellResult(cell.row, cell.column, verdict, replay, tuple(states))

@@ -1,5 +1,5 @@
 """The front of the necessity analysis (``kvmmu why``): its text report, its JSON and its exit
-status. The analysis itself is :mod:`kvmmu.spec.why`; the facts are :mod:`kvmmu.spec.facts`.
+status. The analysis itself is :mod:`spec.why`; the facts are :mod:`spec.facts`.
 
 "Is the reload-pending check needed?" is answered per invariant and configuration: the check is
 the fact ``is_page_fault_stale.reload_request`` (the ``!sp && kvm_test_request()`` half of
@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 
 from kvmmu.engine import StateValue
 from kvmmu.prover import EXIT_STATUS, SEED
-from kvmmu.spec.why import FactReport, WhyResult, marks, table_rows
 from kvmmu.vocab import Config, Step, variant_spec
+from spec.why import FactReport, WhyResult, marks, table_rows
 
 EXIT_ERROR = 3
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kvmmu.spec.unroll import SEED as UNROLL_SEED
 from kvmmu.vocab import Config, Step, Variant
+from spec.unroll import SEED as UNROLL_SEED
 
 ENGINES = ("bmc", "kind")
 SEED = UNROLL_SEED  # the solvers' random seed, as the spec sets it: runs are reproducible
@@ -87,7 +87,7 @@ def check(
 def _bmc(
     variant: Variant, config: Config, invariants: Sequence[str], depth: int, timeout_s: float
 ) -> list[Verdict]:
-    from kvmmu.spec import bmc, vacuous
+    from spec import bmc, vacuous
 
     return [
         Verdict(
@@ -109,7 +109,7 @@ def _bmc(
 def _kind(
     variant: Variant, config: Config, invariants: Sequence[str], max_k: int, timeout_s: float
 ) -> list[Verdict]:
-    from kvmmu.spec.induction import prove, vacuous
+    from spec.induction import prove, vacuous
 
     return [
         Verdict(

@@ -1,10 +1,10 @@
 """Step-by-step refinement: every step the implementation takes must be a transition of the spec.
 
-The *abstraction* maps an implementation state (``kvmmu.impl.state.Machine``) to the shared
+The *abstraction* maps an implementation state (``impl.state.Machine``) to the shared
 state vocabulary: the section 6.7 state paths and the control paths of
 ``kvmmu.vocab.refinement_paths`` (program positions, lock holders, fault locals, the ghost
 ``reloaded``, counters), read with the impl's own ``state_paths``. The spec side
-(``kvmmu.spec.refine.SpecStep``) turns the same paths into constraints on its symbolic state, so
+(``spec.refine.SpecStep``) turns the same paths into constraints on its symbolic state, so
 the two sides meet only in names and values, never in each other's code.
 
 For one impl step ``m --step--> m'`` the check asks:
@@ -26,11 +26,10 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from impl import Model, state_paths
+from impl.kernel import ZAPPER_NAMES
+from impl.state import Machine
 from kvmmu.engine import StateValue
-from kvmmu.impl import Model, state_paths
-from kvmmu.impl.kernel import ZAPPER_NAMES
-from kvmmu.impl.state import Machine
-from kvmmu.spec.refine import SpecStep
 from kvmmu.vocab import (
     KNOBS,
     PRESETS,
@@ -42,6 +41,7 @@ from kvmmu.vocab import (
     make_variant,
     refinement_paths,
 )
+from spec.refine import SpecStep
 
 AbstractState = dict[str, StateValue]
 # the spec's counter generation is sized to this many steps when max_zaps is null

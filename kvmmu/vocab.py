@@ -1,7 +1,7 @@
 """The shared vocabulary of kvmmu: actors, steps, invariants, cover targets, knobs, presets.
 
 These are *names and data only*, the interface of ``docs/protocol.md`` sections 2 to 4 and 6.
-The Z3 spec (``kvmmu.spec``) and the implementation (``kvmmu.impl``) both import this module and
+The Z3 spec (``spec``) and the implementation (``impl``) both import this module and
 nothing of each other; no protocol logic lives here.
 """
 

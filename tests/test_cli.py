@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from impl import ImplEngine
 from kvmmu.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_VIOLATION, main
 from kvmmu.conformance.case import load_case
 from kvmmu.conformance.check import check_case
-from kvmmu.impl import ImplEngine
 from kvmmu.vocab import INVARIANTS
 
 ROOT = Path(__file__).resolve().parent.parent

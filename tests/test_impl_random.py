@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvmmu.impl import ImplEngine, Model, random_trace
+from impl import ImplEngine, Model, random_trace
 from kvmmu.vocab import (
     INVARIANTS,
     KNOBS,

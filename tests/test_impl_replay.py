@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from impl import ImplEngine, enabled_steps
 from kvmmu.engine import Probes, Replay, StateValue
-from kvmmu.impl import ImplEngine, enabled_steps
 from kvmmu.vocab import Config, KnobValue, Step, make_variant
 
 ENGINE = ImplEngine()

@@ -1,4 +1,4 @@
-"""The exhaustive search of kvmmu.impl: shortest violations, holds cases, bounds, validation."""
+"""The exhaustive search of impl: shortest violations, holds cases, bounds, validation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from kvmmu.impl import ImplEngine, explore
+from impl import ImplEngine, explore
 from kvmmu.vocab import COVER_TARGETS, INVARIANTS, Config, KnobValue, Step, make_variant
 
 SEED = Config()  # vcpus [special, sp], one zapper, no notifier

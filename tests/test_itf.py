@@ -13,8 +13,8 @@ import pytest
 from kvmmu.cli import EXIT_BAD_INPUT, EXIT_VIOLATION, main
 from kvmmu.itf import itf_path, trace_document
 from kvmmu.render import replay_states
-from kvmmu.spec import SpecEngine, bmc
 from kvmmu.vocab import Config, Problem, make_variant
+from spec import SpecEngine, bmc
 
 # jsonschema ships no type stubs (as in test_case_format): import it as a module of type Any
 jsonschema: Any = importlib.import_module("jsonschema")

@@ -1,4 +1,4 @@
-"""Parametric proofs (kvmmu.spec.parametric): the invariants for any number of vCPUs by the
+"""Parametric proofs (spec.parametric): the invariants for any number of vCPUs by the
 distinguished-vCPU abstraction, the concrete confirmation of its violations, the cross-check
 against the concrete k-induction for 1 to 3 vCPUs (4 in ``--cross-check 4``, see
 docs/parametric.md), the simulation on random concrete traces, and the environment's
@@ -10,11 +10,12 @@ import json
 
 import pytest
 
-import kvmmu.spec.parametric as parametric
+import spec.parametric as parametric
+from impl import ImplEngine, random_trace
 from kvmmu.engine import Probes
-from kvmmu.impl import ImplEngine, random_trace
-from kvmmu.spec import SpecEngine
-from kvmmu.spec.parametric import (
+from kvmmu.vocab import COVER_TARGETS, Config, Step, make_variant
+from spec import SpecEngine
+from spec.parametric import (
     ENV,
     ENV_BLOCKS,
     MAIN_INVARIANTS,
@@ -32,9 +33,8 @@ from kvmmu.spec.parametric import (
     render,
     witness,
 )
-from kvmmu.spec.state import State
-from kvmmu.spec.steps import is_choice
-from kvmmu.vocab import COVER_TARGETS, Config, Step, make_variant
+from spec.state import State
+from spec.steps import is_choice
 
 V516 = make_variant("v5.16")
 PAOLO = make_variant("paolo")

@@ -18,11 +18,10 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
-from kvmmu.impl import Model, explore, kernel
-from kvmmu.impl.params import Params
-from kvmmu.impl.state import Machine
+from impl import Model, explore, kernel
+from impl.params import Params
+from impl.state import Machine
 from kvmmu.refinement import Refinement, abstract, check_step, spec_step, walk, walks
-from kvmmu.spec.refine import constraint
 from kvmmu.vocab import (
     KNOBS,
     PRESETS,
@@ -34,6 +33,7 @@ from kvmmu.vocab import (
     make_variant,
     refinement_paths,
 )
+from spec.refine import constraint
 
 SEED_CONFIG = Config(vcpus=("special", "sp"), zappers=1)
 EXAMPLES = 200

@@ -17,8 +17,8 @@ import pytest
 from kvmmu.explore import Exploration, explore, make_sweep
 from kvmmu.render import replay_states
 from kvmmu.report import html_report, kernel_function, lanes_svg, lock_holders
-from kvmmu.spec import SpecEngine
 from kvmmu.vocab import Config, Problem, Step, make_variant
+from spec import SpecEngine
 
 CONFIG = Config(notifier=True)
 SVG = "{http://www.w3.org/2000/svg}"

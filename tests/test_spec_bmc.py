@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from kvmmu.spec import BmcResult, SpecEngine, bmc, render, unreached, vacuous
 from kvmmu.vocab import COVER_TARGETS, INVARIANTS, Config, KnobValue, Step, make_variant
+from spec import BmcResult, SpecEngine, bmc, render, unreached, vacuous
 
 SEED = Config(vcpus=("special", "sp"), zappers=1)
 

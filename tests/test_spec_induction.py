@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from kvmmu.spec import SpecEngine
-from kvmmu.spec.induction import ProofResult, prove, render, vacuous
-from kvmmu.spec.lemmas import FAMILIES, Lemma, candidates, prove_lemmas, refute
-from kvmmu.spec.state import State
-from kvmmu.spec.variants import PC_GUEST, make_layout
 from kvmmu.vocab import INVARIANTS, Config, KnobValue, Step, make_variant
+from spec import SpecEngine
+from spec.induction import ProofResult, prove, render, vacuous
+from spec.lemmas import FAMILIES, Lemma, candidates, prove_lemmas, refute
+from spec.state import State
+from spec.variants import PC_GUEST, make_layout
 
 # the seed configuration with the notifier, zaps and invalidations unbounded (the proofs are
 # for every depth, so the bounds are not needed)
@@ -207,7 +207,7 @@ def test_a_step_case_without_answer_leaves_holds_to_the_base_depth(
     # Z3 giving up on the step case is simulated: the base case still stands, as a bounded
     # result, and the CLI says so with its own exit status (6), never as a proof (0)
     from kvmmu import cli
-    from kvmmu.spec import induction
+    from spec import induction
 
     def gives_up(*args: object, **kwargs: object) -> object:
         return induction._StepOutcome("unknown", 3, reason="timeout (simulated)")

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 import z3
 
-from kvmmu.spec.state import State, make_state
-from kvmmu.spec.steps import encode, is_choice, make_choice, transitions
-from kvmmu.spec.unroll import Unrolling, make_solver
-from kvmmu.spec.variants import Layout, make_layout, zapper_program
 from kvmmu.vocab import Config, Knobs, make_variant
+from spec.state import State, make_state
+from spec.steps import encode, is_choice, make_choice, transitions
+from spec.unroll import Unrolling, make_solver
+from spec.variants import Layout, make_layout, zapper_program
 
 RICH = Config(vcpus=("special", "sp", "tdp"), zappers=2, notifier=True)
 VARIANTS = [

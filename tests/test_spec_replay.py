@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from kvmmu.engine import Engine, Probes, Replay
-from kvmmu.spec import SpecEngine
 from kvmmu.vocab import Config, Step, make_variant
+from spec import SpecEngine
 
 SEED = Config(vcpus=("special", "sp"), zappers=1)
 
@@ -331,8 +331,8 @@ def test_changes_text() -> None:
 
 
 def test_decoded_states_have_exactly_the_section_6_7_paths() -> None:
-    from kvmmu.spec import bmc
     from kvmmu.vocab import state_paths
+    from spec import bmc
 
     config = Config(vcpus=("special", "sp", "tdp"), notifier=True)
     r = bmc(make_variant("paolo"), config, ["no_spte_in_obsolete_root"], depth=14)[0]

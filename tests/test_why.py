@@ -1,4 +1,4 @@
-"""The necessity analysis (``kvmmu why``, ``kvmmu.spec.why``): which named facts a proof needs.
+"""The necessity analysis (``kvmmu why``, ``spec.why``): which named facts a proof needs.
 
 The seed question, "is the reload-pending check needed?": for v5.16 on vCPUs ``special,sp`` the
 request test for roots without a shadow page (``is_page_fault_stale.reload_request``) is in the
@@ -16,11 +16,11 @@ import pytest
 
 from kvmmu.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_VIOLATION, main
 from kvmmu.necessity import report_json, report_text
-from kvmmu.spec import bmc
-from kvmmu.spec.facts import FACTS
-from kvmmu.spec.variants import relaxed_zapper_program, zapper_program
-from kvmmu.spec.why import WhyResult, analyse, check_dropped, offered_facts
 from kvmmu.vocab import KNOBS, Config, Knobs, Step, make_variant
+from spec import bmc
+from spec.facts import FACTS
+from spec.variants import relaxed_zapper_program, zapper_program
+from spec.why import WhyResult, analyse, check_dropped, offered_facts
 
 SPTE = "no_spte_in_obsolete_root"
 REQUEST = "is_page_fault_stale.reload_request"

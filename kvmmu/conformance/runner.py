@@ -17,8 +17,8 @@ from kvmmu.yamlio import InputError, find_yaml_files
 
 # Engine name -> (module, class). Imported lazily: the spec pulls in Z3.
 ENGINES: dict[str, tuple[str, str]] = {
-    "impl": ("kvmmu.impl", "ImplEngine"),
-    "spec": ("kvmmu.spec", "SpecEngine"),
+    "impl": ("impl", "ImplEngine"),
+    "spec": ("spec", "SpecEngine"),
 }
 
 LOAD = "(load)"  # the engine name of a result for a case that could not be loaded

@@ -1,13 +1,13 @@
 """Necessity analysis (``kvmmu why``): which named facts a proof of an invariant depends on.
 
 For a variant, a configuration, an invariant and a bound ``K``, with the facts of
-:mod:`kvmmu.spec.facts` that the problem offers:
+:mod:`spec.facts` that the problem offers:
 
 1. The invariant must hold in the unmodified model: plain BMC to ``K``, with the cover targets
-   (:func:`kvmmu.spec.bmc.bmc`). A violation, ``unknown`` or a vacuous ``holds`` ends the analysis
+   (:func:`spec.bmc.bmc`). A violation, ``unknown`` or a vacuous ``holds`` ends the analysis
    (necessity means nothing for an invariant that does not hold).
 2. One incremental unrolling of the *relaxed* encoding (one assumption literal per fact,
-   :mod:`kvmmu.spec.facts`), asked about depth ``i`` while ``i`` is its deepest step. At each
+   :mod:`spec.facts`), asked about depth ``i`` while ``i`` is its deepest step. At each
    depth Z3 is asked for a bad step ``i`` with the facts of a running *sufficient set* held and
    the others free (each may be held or dropped, for the whole path); if that is sat, it is
    asked again with every fact held, which must be unsat (the relaxed encoding with every fact
@@ -46,15 +46,15 @@ from typing import Literal
 import z3
 
 from kvmmu.engine import StateValue
-from kvmmu.spec.bmc import BmcResult, bmc, vacuous
-from kvmmu.spec.decode import decode_state, decode_step
-from kvmmu.spec.facts import FACTS, Fact, offered
-from kvmmu.spec.invariants import BAD
-from kvmmu.spec.state import Expr, State, initial, make_state
-from kvmmu.spec.steps import encode, make_choice
-from kvmmu.spec.unroll import make_solver
-from kvmmu.spec.variants import Layout, make_layout
 from kvmmu.vocab import Config, Knobs, Step, Variant, config_error
+from spec.bmc import BmcResult, bmc, vacuous
+from spec.decode import decode_state, decode_step
+from spec.facts import FACTS, Fact, offered
+from spec.invariants import BAD
+from spec.state import Expr, State, initial, make_state
+from spec.steps import encode, make_choice
+from spec.unroll import make_solver
+from spec.variants import Layout, make_layout
 
 DropVerdict = Literal["violated", "holds", "unknown"]
 WhyVerdict = Literal["holds", "violated", "vacuous", "unknown", "error"]
@@ -113,7 +113,7 @@ class WhyResult:
 
 
 def offered_facts(variant: Variant, config: Config) -> tuple[str, ...]:
-    """The facts ``why`` examines for this problem (:func:`kvmmu.spec.facts.offered`)."""
+    """The facts ``why`` examines for this problem (:func:`spec.facts.offered`)."""
     return offered(Knobs.of(variant), config)
 
 

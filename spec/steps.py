@@ -11,9 +11,9 @@ frame is built once, by :func:`encode`, which turns the transitions into the fun
 where ``c`` is the step choice of this depth (a bit-vector numbering the steps of
 ``Layout.choices``). The relation is deterministic: the step sequence fixes the state.
 
-The guards, lock facts and orderings named in :mod:`kvmmu.spec.facts` (e.g. part 2 of
+The guards, lock facts and orderings named in :mod:`spec.facts` (e.g. part 2 of
 ``is_page_fault_stale()``, ``is_page_fault_stale.reload_request``) go through
-:func:`~kvmmu.spec.facts.guard` and :func:`~kvmmu.spec.facts.unless_dropped`: Python-level
+:func:`~spec.facts.guard` and :func:`~spec.facts.unless_dropped`: Python-level
 switches that return the section 6.3 term unchanged, unless the layout was built for the
 necessity analysis (``kvmmu why``) with that fact relaxed, where the term depends on the fact's
 assumption literal.
@@ -27,11 +27,12 @@ from typing import Any
 
 import z3
 
-from kvmmu.spec.facts import guard as fact_guard
-from kvmmu.spec.facts import literal as fact_literal
-from kvmmu.spec.facts import unless_dropped
-from kvmmu.spec.state import Expr, State, bv_val, gen_next
-from kvmmu.spec.variants import (
+from kvmmu.vocab import Step
+from spec.facts import guard as fact_guard
+from spec.facts import literal as fact_literal
+from spec.facts import unless_dropped
+from spec.state import Expr, State, bv_val, gen_next
+from spec.variants import (
     FAULT_STEP_PC,
     PC_CHECK,
     PC_CHECK_REQUEST,
@@ -49,7 +50,6 @@ from kvmmu.spec.variants import (
     Layout,
     VcpuInfo,
 )
-from kvmmu.vocab import Step
 
 
 @dataclass(frozen=True)
@@ -315,7 +315,7 @@ def _zapper_move(s: State, zapper: str, step: str) -> tuple[Expr, Expr]:
         nxt = z3.If(s.zpc(zapper) == p, s.bv(program.positions[p][step], bits), nxt)
     if not program.needs:
         return s.zat(zapper, *here), nxt
-    # a relaxed program (kvmmu.spec.facts): some runs only where a fact is dropped
+    # a relaxed program (spec.facts): some runs only where a fact is dropped
     at: list[Expr] = []
     for p in here:
         ok: Expr = s.zat(zapper, p)

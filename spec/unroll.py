@@ -7,9 +7,9 @@ from typing import Any
 
 import z3
 
-from kvmmu.spec.state import Expr, State, initial, make_state
-from kvmmu.spec.steps import encode, make_choice
-from kvmmu.spec.variants import Layout
+from spec.state import Expr, State, initial, make_state
+from spec.steps import encode, make_choice
+from spec.variants import Layout
 
 SEED = 0
 

@@ -80,7 +80,7 @@ class ZapperProgram:
     positions: tuple[Mapping[str, int], ...]
     holds_lock: frozenset[int]
     window: frozenset[int]
-    # only in a program built with dropped-fact alternatives (kvmmu.spec.facts): the step
+    # only in a program built with dropped-fact alternatives (spec.facts): the step
     # ``step`` at position ``p`` is enabled only where, for one of ``needs[(p, step)]``, every
     # fact named is dropped; a step not listed is unconditional
     needs: Mapping[tuple[int, str], tuple[frozenset[str], ...]] = field(
@@ -136,7 +136,7 @@ def zapper_program(knobs: Knobs) -> ZapperProgram:
 
 
 def relaxed_zapper_program(knobs: Knobs, relax: frozenset[str]) -> ZapperProgram:
-    """The zapper program with the orderings of ``relax`` (``kvmmu.spec.facts.PROGRAM_FACTS``)
+    """The zapper program with the orderings of ``relax`` (``spec.facts.PROGRAM_FACTS``)
     made optional: each run of ``kvm_mmu_zap_all_fast()`` the knobs allow, plus the runs that
     break a relaxed fact, which are enabled only where that fact's literal is false.
 
@@ -238,7 +238,7 @@ class Layout:
     # every term of one encoding lives in this fresh Z3 context: runs do not share (or leak)
     # terms, so a run's answer does not depend on what ran before it in the process
     ctx: Any = field(default_factory=z3.Context, compare=False, repr=False)
-    # the necessity analysis only (kvmmu.spec.facts): fact name -> its assumption literal; empty
+    # the necessity analysis only (spec.facts): fact name -> its assumption literal; empty
     # in every proof, where each fact holds by construction and the encoding is section 6.3's
     relaxed: Mapping[str, Any] = field(
         default_factory=lambda: MappingProxyType({}), compare=False, repr=False
@@ -301,7 +301,7 @@ def make_layout(
 ) -> Layout:
     """Resolve ``variant`` and ``config``; raises ValueError when either is not acceptable.
 
-    ``relax``: facts (``kvmmu.spec.facts``) that get an assumption literal, so that a solver may
+    ``relax``: facts (``spec.facts``) that get an assumption literal, so that a solver may
     drop them; only the necessity analysis asks for any. Each must be offered by the problem.
     """
     reason = config_error(config)
@@ -322,7 +322,7 @@ def make_layout(
     relaxed: Mapping[str, Any] = MappingProxyType({})
     program = zapper_program(knobs)
     if relax:
-        from kvmmu.spec import facts
+        from spec import facts
 
         have = facts.offered(knobs, config)
         for name in relax:

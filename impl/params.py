@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import pairwise
 
-from kvmmu.impl.programs import direct_page_fault_program, kvm_mmu_zap_all_fast_program
+from impl.programs import direct_page_fault_program, kvm_mmu_zap_all_fast_program
 from kvmmu.vocab import Config, Knobs, Variant, config_error
 
 

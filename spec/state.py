@@ -18,7 +18,7 @@ from typing import Any
 
 import z3
 
-from kvmmu.spec.variants import (
+from spec.variants import (
     PC_BITS,
     PC_GUEST,
     PC_OUTSIDE,

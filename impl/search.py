@@ -10,8 +10,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kvmmu.impl.model import Model
-from kvmmu.impl.state import Machine
+from impl.model import Model
+from impl.state import Machine
 from kvmmu.vocab import INVARIANTS, Config, Step, Variant
 
 Trace = tuple[Step, ...]

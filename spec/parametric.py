@@ -1,13 +1,13 @@
 """Parametric proofs: the section 6.4 invariants for *any* number of vCPUs.
 
-The concrete proofs (:mod:`kvmmu.spec.induction`) fix the number of vCPUs. This module proves an
+The concrete proofs (:mod:`spec.induction`) fix the number of vCPUs. This module proves an
 invariant once for every number of vCPUs by a *distinguished-vCPU abstraction* (``docs/
 parametric.md`` states the argument in full):
 
 * one vCPU ``d`` (named ``vcpu0``, of one root kind; each kind of ``kinds`` is proved in turn),
   the zapper(s) and the notifier are modelled exactly as in the spec: the same step builders of
-  :mod:`kvmmu.spec.steps`, the same invariants and cover targets of
-  :mod:`kvmmu.spec.invariants`;
+  :mod:`spec.steps`, the same invariants and cover targets of
+  :mod:`spec.invariants`;
 * every other vCPU is folded into an *environment* ``env`` whose only visible state is what the
   others hold of ``mmu_lock``: ``env.writer`` (some other vCPU holds it for write) and
   ``env.readers`` (some other vCPU holds it for read), with four steps that obey the lock
@@ -32,12 +32,12 @@ counterexample gives ``unknown``.
 Nothing here changes the spec: the abstraction reuses the spec's ``Layout`` (with the ``env``
 steps appended to its step choices), its state (a subclass of :class:`State` whose ``mmu_lock``
 also counts the environment's holds), its step builders, ``encode``, invariants, covers and
-per-vCPU lemma families. Copied, in small: the dispatch of :func:`kvmmu.spec.steps.transitions`
-(it asserts the spec's own step list), the Houdini loop of :func:`kvmmu.spec.lemmas.prove_lemmas`
-and the step case of :mod:`kvmmu.spec.induction` (both build states with ``make_state``, which
+per-vCPU lemma families. Copied, in small: the dispatch of :func:`spec.steps.transitions`
+(it asserts the spec's own step list), the Houdini loop of :func:`spec.lemmas.prove_lemmas`
+and the step case of :mod:`spec.induction` (both build states with ``make_state``, which
 knows no environment), and ``mmu_lock_exclusive`` (to count the environment as a holder).
 
-Run: ``python -m kvmmu.spec.parametric --preset v5.16 --invariant no_spte_in_obsolete_root``.
+Run: ``python -m spec.parametric --preset v5.16 --invariant no_spte_in_obsolete_root``.
 """
 
 from __future__ import annotations
@@ -53,19 +53,6 @@ from typing import Literal
 import z3
 
 from kvmmu.engine import StateValue
-from kvmmu.spec.decode import decode_state, decode_step
-from kvmmu.spec.invariants import BAD, COVER, required_covers
-from kvmmu.spec.lemmas import Lemma, candidates
-from kvmmu.spec.state import Expr, State, initial, make_state
-from kvmmu.spec.steps import (
-    Transition,
-    encode,
-    is_choice,
-    make_choice,
-    transition,
-)
-from kvmmu.spec.unroll import make_solver
-from kvmmu.spec.variants import PC_LOCK, PCS_HOLDING_LOCK, Layout, make_layout
 from kvmmu.vocab import (
     INVARIANTS,
     PRESETS,
@@ -78,6 +65,19 @@ from kvmmu.vocab import (
     make_variant,
     override,
 )
+from spec.decode import decode_state, decode_step
+from spec.invariants import BAD, COVER, required_covers
+from spec.lemmas import Lemma, candidates
+from spec.state import Expr, State, initial, make_state
+from spec.steps import (
+    Transition,
+    encode,
+    is_choice,
+    make_choice,
+    transition,
+)
+from spec.unroll import make_solver
+from spec.variants import PC_LOCK, PCS_HOLDING_LOCK, Layout, make_layout
 
 ENV = "env"
 ENV_WRITER = "env.writer"
@@ -135,7 +135,7 @@ class Abstraction:
 
     def transitions(self, s: State) -> tuple[Transition, ...]:
         """Every transition, in the order of ``layout.choices`` (the dispatch of
-        :func:`kvmmu.spec.steps.transitions`, plus the environment)."""
+        :func:`spec.steps.transitions`, plus the environment)."""
         layout = self.layout
         result: list[Transition] = []
         for step in layout.choices:
@@ -224,7 +224,7 @@ def mmu_lock_exclusive_env(s: State) -> Expr:
 
 
 def abstract_candidates(layout: Layout) -> tuple[Lemma, ...]:
-    """The spec's candidate lemmas for ``d`` (:func:`kvmmu.spec.lemmas.candidates` of the
+    """The spec's candidate lemmas for ``d`` (:func:`spec.lemmas.candidates` of the
     one-vCPU layout), with ``mmu_lock_exclusive`` counting the environment."""
     out: list[Lemma] = []
     for lemma in candidates(layout):
@@ -259,7 +259,7 @@ def _set_timeout(solver: z3.Solver, deadline: float) -> bool:
 
 def _houdini(a: Abstraction, deadline: float) -> _Houdini:
     """The largest jointly inductive subset of the candidates, on the abstraction (the loop of
-    :func:`kvmmu.spec.lemmas.prove_lemmas`, over the abstract transition relation)."""
+    :func:`spec.lemmas.prove_lemmas`, over the abstract transition relation)."""
     layout, ctx = a.layout, a.layout.ctx
     pool = abstract_candidates(layout)
     init = make_solver(ctx)
@@ -394,7 +394,7 @@ class _Bounded:
 
 def _bounded(a: Abstraction, invariant: str, depth: int, deadline: float) -> _Bounded:
     """BMC of the abstraction to ``depth`` steps for ``invariant`` and the cover targets (a
-    shortest counterexample, as :func:`kvmmu.spec.bmc.bmc` finds them in the spec)."""
+    shortest counterexample, as :func:`spec.bmc.bmc` finds them in the spec)."""
     path = _Path.start(a)
     targets: dict[str, StepPredicate] = dict(COVER)
     targets[ENV_BLOCKS] = env_blocks_fault_lock(a)
@@ -444,7 +444,7 @@ class _Inductive:
 def _step_case(
     a: Abstraction, invariant: str, lemmas: _Houdini, max_k: int, deadline: float
 ) -> _Inductive:
-    """The k-induction step case of :mod:`kvmmu.spec.induction` on the abstraction: no path
+    """The k-induction step case of :mod:`spec.induction` on the abstraction: no path
     ``s_0 .. s_{k+1}`` from an arbitrary state satisfying the lemmas, with ``k`` good steps,
     pairwise distinct pre-states, and a bad last step."""
     ctx = a.layout.ctx
@@ -1051,10 +1051,10 @@ def cross_check(
     max_k: int = 4,
     timeout_s: float = 600.0,
 ) -> list[CrossCheck]:
-    """Run the concrete k-induction (:func:`kvmmu.spec.induction.prove`, its own lemmas) for 1
+    """Run the concrete k-induction (:func:`spec.induction.prove`, its own lemmas) for 1
     to ``max_vcpus`` vCPUs (kinds cycling through ``kinds``) on ``invariants`` and set each
     verdict beside ``parametric[invariant]``."""
-    from kvmmu.spec.induction import prove
+    from spec.induction import prove
 
     concrete: dict[str, dict[int, str]] = {x: {} for x in invariants}
     seconds: dict[str, dict[int, float]] = {x: {} for x in invariants}
@@ -1110,7 +1110,7 @@ def _knob(text: str) -> tuple[str, KnobValue]:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "kvmmu parametric") -> int:
-    """``kvmmu parametric`` (or ``python -m kvmmu.spec.parametric``): the parametric verdicts,
+    """``kvmmu parametric`` (or ``python -m spec.parametric``): the parametric verdicts,
     optionally cross-checked against the concrete k-induction for 1 to ``--cross-check`` vCPUs."""
     parser = argparse.ArgumentParser(
         prog=prog,

@@ -8,8 +8,9 @@ from typing import Any
 import z3
 
 from kvmmu.engine import StateValue
-from kvmmu.spec.state import Expr, State
-from kvmmu.spec.variants import (
+from kvmmu.vocab import Step
+from spec.state import Expr, State
+from spec.variants import (
     PC_CRASHED,
     PC_GUEST,
     PC_MAP,
@@ -18,7 +19,6 @@ from kvmmu.spec.variants import (
     STALE_NO,
     Layout,
 )
-from kvmmu.vocab import Step
 
 Model = Any  # a z3.ModelRef
 

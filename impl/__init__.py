@@ -1,6 +1,6 @@
-"""kvmmu.impl: the obsolete-root protocol as ordinary Python (docs/protocol.md section 6).
+"""impl: the obsolete-root protocol as ordinary Python (docs/protocol.md section 6).
 
-Independent of ``kvmmu.spec``: the two share only ``kvmmu.vocab`` and ``kvmmu.engine``.
+Independent of ``spec``: the two share only ``kvmmu.vocab`` and ``kvmmu.engine``.
 
 - ``ImplEngine``: replays explicit schedules for the conformance runner.
 - ``explore``: exhaustive breadth-first search, shortest violating trace per invariant.
@@ -8,9 +8,9 @@ Independent of ``kvmmu.spec``: the two share only ``kvmmu.vocab`` and ``kvmmu.en
 - ``enabled_steps``: what may run after a schedule.
 """
 
-from kvmmu.impl.engine import ImplEngine, read_path, state_paths
-from kvmmu.impl.model import Model, Outcome
-from kvmmu.impl.search import SearchResult, Trace, enabled_steps, explore, random_trace
+from impl.engine import ImplEngine, read_path, state_paths
+from impl.model import Model, Outcome
+from impl.search import SearchResult, Trace, enabled_steps, explore, random_trace
 
 __all__ = [
     "ImplEngine",

@@ -13,12 +13,12 @@ from types import MappingProxyType
 
 import z3
 
-from kvmmu.spec.facts import unless_dropped
-from kvmmu.spec.state import Expr, State, in_guest
-from kvmmu.spec.steps import is_choice, request_part
-from kvmmu.spec.variants import STALE_NOTIFIER, STALE_OBSOLETE, Layout
 from kvmmu.vocab import COVER_TARGETS, INVARIANTS, Step
 from kvmmu.vocab import required_covers as vocab_required_covers
+from spec.facts import unless_dropped
+from spec.state import Expr, State, in_guest
+from spec.steps import is_choice, request_part
+from spec.variants import STALE_NOTIFIER, STALE_OBSOLETE, Layout
 
 Predicate = Callable[[State, Expr, State], Expr]
 
@@ -74,7 +74,7 @@ def bad_null_deref(s: State, c: Expr, t: State) -> Expr:
     if s.layout.knobs.obsolete_sp != "unguarded":
         return s.const(False)
     crash = _any(s, [_took(s, c, v.actor, "fault.check") for v in s.layout.vcpus if not v.has_sp])
-    # necessity analysis: with the obsolete-sp check dropped (kvmmu.spec.facts), no dereference
+    # necessity analysis: with the obsolete-sp check dropped (spec.facts), no dereference
     return unless_dropped(s.layout, "is_page_fault_stale.obsolete_sp", crash, s.const(False))
 
 

@@ -11,7 +11,7 @@ exactly the one of section 6.3 (the hooks are Python-level switches, at no cost)
 built with ``relax=names`` has one Bool *assumption literal* per named fact (``fact!NAME``,
 ``Layout.relaxed``): where the literal is true the fact holds, where it is false the fact is
 dropped. A solver asked under all literals as assumptions answers for the unmodified model, and
-its unsat core names the facts a proof needs (:mod:`kvmmu.spec.why`).
+its unsat core names the facts a proof needs (:mod:`spec.why`).
 
 Only the facts a problem *has* are offered (:func:`offered`): those of its variant (the
 request test exists only with ``stale_check.reload_request`` other than ``none``) performed by an
@@ -30,8 +30,8 @@ import z3
 from kvmmu.vocab import Config
 
 if TYPE_CHECKING:
-    from kvmmu.spec.variants import Layout
     from kvmmu.vocab import Knobs
+    from spec.variants import Layout
 
 Expr = Any  # a z3.ExprRef
 
@@ -176,7 +176,7 @@ CATALOG: tuple[Fact, ...] = (
 
 FACTS: Mapping[str, Fact] = MappingProxyType({f.name: f for f in CATALOG})
 
-# facts that change the zapper's program (kvmmu.spec.variants.zapper_program), not a guard
+# facts that change the zapper's program (spec.variants.zapper_program), not a guard
 PROGRAM_FACTS: tuple[str, ...] = ("zap.no_unlock_between_gen_and_request", "zap.gen_before_request")
 
 

@@ -22,12 +22,12 @@ from typing import Literal
 import z3
 
 from kvmmu.engine import StateValue
-from kvmmu.spec.decode import decode_state, decode_step, describe_changes
-from kvmmu.spec.invariants import BAD, COVER, required_covers
-from kvmmu.spec.state import Expr
-from kvmmu.spec.unroll import Unrolling
-from kvmmu.spec.variants import Layout, make_layout
 from kvmmu.vocab import COVER_TARGETS, INVARIANTS, Config, Step, Variant
+from spec.decode import decode_state, decode_step, describe_changes
+from spec.invariants import BAD, COVER, required_covers
+from spec.state import Expr
+from spec.unroll import Unrolling
+from spec.variants import Layout, make_layout
 
 Verdict = Literal["violated", "holds", "unknown", "error"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from kvmmu.impl.kernel import StepFn, page_fault_staleness, step_functions
-from kvmmu.impl.params import Params, make_params
-from kvmmu.impl.state import Machine, Notifier, RwLock, Vcpu, Zapper, initial_machine
+from impl.kernel import StepFn, page_fault_staleness, step_functions
+from impl.params import Params, make_params
+from impl.state import Machine, Notifier, RwLock, Vcpu, Zapper, initial_machine
 from kvmmu.vocab import Config, Step, Variant
 
 # the steps a vCPU in the loop may take, in name order (the deterministic exploration order)

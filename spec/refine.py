@@ -24,11 +24,12 @@ from typing import Any
 import z3
 
 from kvmmu.engine import StateValue
-from kvmmu.spec.invariants import BAD, COVER
-from kvmmu.spec.state import Expr, State, initial, make_state
-from kvmmu.spec.steps import encode, is_choice, make_choice, transitions
-from kvmmu.spec.unroll import make_solver
-from kvmmu.spec.variants import (
+from kvmmu.vocab import COVER_TARGETS, INVARIANTS, Config, Step, Variant
+from spec.invariants import BAD, COVER
+from spec.state import Expr, State, initial, make_state
+from spec.steps import encode, is_choice, make_choice, transitions
+from spec.unroll import make_solver
+from spec.variants import (
     FAULT_STEP_PC,
     PC_CRASHED,
     PC_GUEST,
@@ -40,7 +41,6 @@ from kvmmu.spec.variants import (
     VcpuInfo,
     make_layout,
 )
-from kvmmu.vocab import COVER_TARGETS, INVARIANTS, Config, Step, Variant
 
 _MODE_PC = {"outside": PC_OUTSIDE, "guest": PC_GUEST, "crashed": PC_CRASHED}
 _FAULT_PCS = tuple(sorted(set(FAULT_STEP_PC.values())))

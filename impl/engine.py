@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from impl.kernel import ZAPPER_NAMES
+from impl.model import Model
+from impl.state import Machine, RwLock
 from kvmmu.engine import Probes, Replay, StateValue, StepRecord
-from kvmmu.impl.kernel import ZAPPER_NAMES
-from kvmmu.impl.model import Model
-from kvmmu.impl.state import Machine, RwLock
 from kvmmu.vocab import Config, Step, Variant
 
 _ROOT_FIELDS = ("gen", "obsolete", "invalid", "freed", "spte")

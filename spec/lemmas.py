@@ -35,11 +35,12 @@ from typing import Literal
 import z3
 
 from kvmmu.engine import StateValue
-from kvmmu.spec.decode import decode_state, decode_step
-from kvmmu.spec.state import Expr, State, initial, make_state
-from kvmmu.spec.steps import encode, make_choice
-from kvmmu.spec.unroll import Unrolling, make_solver
-from kvmmu.spec.variants import (
+from kvmmu.vocab import Step
+from spec.decode import decode_state, decode_step
+from spec.state import Expr, State, initial, make_state
+from spec.steps import encode, make_choice
+from spec.unroll import Unrolling, make_solver
+from spec.variants import (
     PC_CHECK,
     PC_CHECK_REQUEST,
     PC_GUEST,
@@ -51,7 +52,6 @@ from kvmmu.spec.variants import (
     VcpuInfo,
     ZapperProgram,
 )
-from kvmmu.vocab import Step
 
 StatePredicate = Callable[[State], Expr]
 

@@ -1,17 +1,17 @@
 """Unbounded proofs of the section 6.4 invariants by k-induction with simple-path constraints.
 
-Every invariant is a *bad-step* predicate ``BAD(s, c, t)`` (``kvmmu.spec.invariants``): a step
+Every invariant is a *bad-step* predicate ``BAD(s, c, t)`` (``spec.invariants``): a step
 invariant looks at the state before the step and the step, a state invariant at the state after
 it. Let a path be ``s_0 -c_0-> s_1 ... -c_k-> s_{k+1}`` with ``T`` between neighbours. For an
 invariant ``P`` and a bound ``k >= 1``:
 
 * base case: no path of at most ``k`` steps from the initial state has a bad step (the BMC of
-  :func:`kvmmu.spec.bmc.bmc`, run to ``max(k, cover_depth)`` so that the cover targets are checked
+  :func:`spec.bmc.bmc`, run to ``max(k, cover_depth)`` so that the cover targets are checked
   at the same bound);
 * step case: there is no path ``s_0 .. s_{k+1}`` from an *arbitrary* state (not necessarily
   reachable) whose first ``k`` steps are good, whose last step is bad, whose pre-states
   ``s_0 .. s_k`` are pairwise distinct (the simple-path constraint), and all of whose states
-  satisfy the proved lemmas (``kvmmu.spec.lemmas``).
+  satisfy the proved lemmas (``spec.lemmas``).
 
 Both unsat give ``P`` on every path of every length: a shortest path to a first bad step visits
 no pre-state twice (a loop could be cut out), its last ``k + 1`` steps are a step-case path when
@@ -36,14 +36,15 @@ from typing import Literal
 import z3
 
 from kvmmu.engine import StateValue
-from kvmmu.spec.bmc import BmcResult, bmc
-from kvmmu.spec.decode import decode_state, decode_step
-from kvmmu.spec.invariants import BAD
-from kvmmu.spec.lemmas import Lemma, LemmaProof, prove_lemmas
-from kvmmu.spec.state import Expr, State, make_state
-from kvmmu.spec.steps import encode, make_choice
-from kvmmu.spec.unroll import make_solver
-from kvmmu.spec.variants import (
+from kvmmu.vocab import INVARIANTS, Config, Step, Variant
+from spec.bmc import BmcResult, bmc
+from spec.decode import decode_state, decode_step
+from spec.invariants import BAD
+from spec.lemmas import Lemma, LemmaProof, prove_lemmas
+from spec.state import Expr, State, make_state
+from spec.steps import encode, make_choice
+from spec.unroll import make_solver
+from spec.variants import (
     FAULT_STEP_PC,
     PC_CRASHED,
     PC_GUEST,
@@ -51,7 +52,6 @@ from kvmmu.spec.variants import (
     Layout,
     make_layout,
 )
-from kvmmu.vocab import INVARIANTS, Config, Step, Variant
 
 ProofVerdict = Literal["proved", "violated", "holds", "not_inductive", "unknown", "error"]
 
@@ -225,7 +225,7 @@ def prove(
     cover_depth: int = 20,
 ) -> list[ProofResult]:
     """Prove ``invariants`` for every depth, by k-induction (``k = 1 .. max_k``) with the lemmas
-    of :mod:`kvmmu.spec.lemmas` that are themselves proved for this variant and configuration
+    of :mod:`spec.lemmas` that are themselves proved for this variant and configuration
     (none with ``lemmas=False``). One result per invariant, in the order given.
 
     ``cover_depth``: the base case runs to ``max(k, cover_depth)`` steps, and the cover targets

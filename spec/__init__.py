@@ -6,10 +6,10 @@ A symbolic transition system specialised to one variant (every knob fixed at enc
 sections 6.4 and 6.5, ``bmc`` the incremental bounded model checker, and ``engine`` the
 :class:`SpecEngine` that replays schedules symbolically; ``facts`` names the guards, lock facts
 and orderings of the relation and ``why`` finds the ones a proof needs (``kvmmu why``).
-Independent of ``kvmmu.impl``.
+Independent of ``impl``.
 """
 
-from kvmmu.spec.bmc import BmcResult, Verdict, bmc, render, unreached, vacuous
-from kvmmu.spec.engine import SpecEngine
+from spec.bmc import BmcResult, Verdict, bmc, render, unreached, vacuous
+from spec.engine import SpecEngine
 
 __all__ = ["BmcResult", "SpecEngine", "Verdict", "bmc", "render", "unreached", "vacuous"]

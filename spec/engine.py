@@ -16,12 +16,12 @@ from collections.abc import Sequence
 import z3
 
 from kvmmu.engine import Probes, Replay, StateValue, StepRecord
-from kvmmu.spec.decode import decode_state, describe_changes
-from kvmmu.spec.invariants import BAD, COVER
-from kvmmu.spec.steps import enabled, is_choice
-from kvmmu.spec.unroll import Unrolling
-from kvmmu.spec.variants import make_layout
 from kvmmu.vocab import Config, Step, Variant
+from spec.decode import decode_state, describe_changes
+from spec.invariants import BAD, COVER
+from spec.steps import enabled, is_choice
+from spec.unroll import Unrolling
+from spec.variants import make_layout
 
 NO_PROBES = Probes()
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Literal
 
-from kvmmu.impl.params import Params
-from kvmmu.impl.state import Kvm, Machine, Notifier, Root, Vcpu, Zapper, is_obsolete_sp
+from impl.params import Params
+from impl.state import Kvm, Machine, Notifier, Root, Vcpu, Zapper, is_obsolete_sp
 
 StepFn = Callable[[Params, Machine, int], Machine | None]
 Verdict = Literal["fresh", "obsolete_sp", "request", "notifier", "crash"]
