@@ -1,0 +1,239 @@
+"""What the subcommands share: exit statuses, the problem options, JSON and trace printing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kvmmu.engine import Engine, Replay
+from kvmmu.prover import Verdict
+from kvmmu.vocab import (
+    DEFAULT_PRESET,
+    INVARIANTS,
+    PRESETS,
+    Config,
+    KnobValue,
+    Problem,
+    Step,
+    config_error,
+    make_variant,
+    override,
+)
+
+if TYPE_CHECKING:
+    pass
+
+EXIT_OK = 0
+EXIT_VIOLATION = 1
+EXIT_BAD_INPUT = 2
+EXIT_UNKNOWN = 3
+EXIT_VACUOUS = 4
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+def parse_knob(text: str) -> tuple[str, KnobValue]:
+    if "=" not in text:
+        raise UsageError(f"--knob takes KNOB=VALUE, got {text!r}")
+    knob, raw = (part.strip() for part in text.split("=", 1))
+    value: KnobValue = {"true": True, "false": False}.get(raw.lower(), raw)
+    return knob, value
+
+
+def add_problem_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that choose a variant and a configuration, shared by several commands."""
+    group = parser.add_argument_group("variant and configuration")
+    group.add_argument(
+        "--preset",
+        default=None,
+        help=f"a preset: {', '.join(PRESETS)} (default {DEFAULT_PRESET})",
+    )
+    group.add_argument("--variant", metavar="FILE.yaml", help="a variant file: base and knobs")
+    group.add_argument(
+        "--knob",
+        action="append",
+        default=[],
+        metavar="KNOB=VALUE",
+        help="override one knob (repeatable), e.g. stale_check.reload_request=none",
+    )
+    group.add_argument(
+        "--vcpus",
+        default="special,sp",
+        help="root kinds of vcpu0, vcpu1, ...: sp, special, tdp (default special,sp)",
+    )
+    group.add_argument("--zappers", type=int, default=1, help="0, 1 or 2 (default 1)")
+    group.add_argument("--notifier", action="store_true", help="run the mmu notifier actor")
+    group.add_argument(
+        "--max-zaps",
+        default="2",
+        help="zaps per zapper, or 'none' for unbounded (default 2)",
+    )
+    group.add_argument(
+        "--max-invalidations",
+        default="1",
+        help="notifier invalidations, or 'none' for unbounded (default 1)",
+    )
+
+
+def parse_bound(text: str, option: str) -> int | None:
+    if text.lower() in ("none", "null", "unbounded"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"{option} takes a whole number or 'none', got {text!r}") from None
+
+
+def problem_from_args(args: argparse.Namespace) -> Problem:
+    """Build the Problem that the options describe; UsageError or InputError when they are bad."""
+    overrides = dict(parse_knob(k) for k in args.knob)
+    try:
+        if args.variant:
+            if args.preset:
+                raise UsageError("give --preset or --variant, not both")
+            from kvmmu.yamlio import load_variant_file
+
+            variant = override(load_variant_file(Path(args.variant)), overrides)
+        else:
+            variant = make_variant(args.preset or DEFAULT_PRESET, overrides)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    config = Config(
+        vcpus=tuple(k.strip() for k in args.vcpus.split(",") if k.strip()),
+        zappers=args.zappers,
+        notifier=args.notifier,
+        max_zaps=parse_bound(args.max_zaps, "--max-zaps"),
+        max_invalidations=parse_bound(args.max_invalidations, "--max-invalidations"),
+    )
+    reason = config_error(config)
+    if reason:
+        raise UsageError(reason)
+    return Problem(variant, config)
+
+
+def chosen_invariants(args: argparse.Namespace) -> tuple[str, ...]:
+    chosen = tuple(args.invariant) or INVARIANTS
+    for name in chosen:
+        if name not in INVARIANTS:
+            raise UsageError(f"unknown invariant {name!r} (known: {', '.join(INVARIANTS)})")
+    return chosen
+
+
+def print_json(obj: object) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def add_invariant_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--invariant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"check only this invariant (repeatable): {', '.join(INVARIANTS)}",
+    )
+
+
+def problem_json(problem: Problem) -> dict[str, object]:
+    return {
+        "variant": {"name": problem.variant.name, "knobs": problem.variant.as_dict()},
+        "config": problem.config.as_dict(),
+    }
+
+
+def trace_json(trace: Sequence[Step]) -> list[dict[str, str]]:
+    return [{"actor": s.actor, "step": s.name} for s in trace]
+
+
+def show_trace(engine: Engine, problem: Problem, trace: Sequence[Step]) -> Replay:
+    """Print a counterexample as per-actor lanes, replayed on ``engine`` for the state columns."""
+    from kvmmu.render import lanes, replay_states, violation_marks
+
+    replay, states = replay_states(engine, problem, trace)
+    print(lanes(problem.config, trace, states, violation_marks(replay)))
+    return replay
+
+
+def emit_cases(
+    base: Path, engine: Engine, problem: Problem, traces: Mapping[str, Sequence[Step]], how: str
+) -> None:
+    from kvmmu.emit import case_document, write_case
+
+    for invariant, trace in traces.items():
+        path = base if len(traces) == 1 else base.with_name(f"{base.stem}-{invariant}.yaml")
+        replay = engine.replay(problem.variant, problem.config, trace)
+        description = f"Counterexample to {invariant} under {problem.variant.name}, found by {how}."
+        write_case(path, case_document(problem, trace, replay, description))
+        print(f"wrote {path}")
+
+
+def write_itf(
+    base: Path, engine: Engine, problem: Problem, traces: Mapping[str, Sequence[Step]], how: str
+) -> None:
+    """Write each counterexample as an ITF trace (``kvmmu.itf``), replayed on ``engine``."""
+    from kvmmu.itf import itf_path, trace_document, write
+    from kvmmu.render import replay_states
+
+    for invariant, trace in traces.items():
+        path = itf_path(base, invariant, len(traces) > 1)
+        replay, states = replay_states(engine, problem, trace)
+        description = f"Counterexample to {invariant} under {problem.variant.name}, found by {how}."
+        document = trace_document(
+            problem,
+            trace,
+            states,
+            replay,
+            invariant=invariant,
+            source=f"kvmmu ({engine.name} engine)",
+            description=description,
+        )
+        write(path, document)
+        print(f"wrote {path}", file=sys.stderr)  # stderr: stdout may be --json
+
+
+def config_text(config: Config) -> str:
+    def bound(value: int | None) -> str:
+        return "unbounded" if value is None else str(value)
+
+    parts = [f"vcpus {','.join(config.vcpus)}", f"zappers {config.zappers}"]
+    parts.append(f"max_zaps {bound(config.max_zaps)}")
+    if config.notifier:
+        parts += ["notifier", f"max_invalidations {bound(config.max_invalidations)}"]
+    return ", ".join(parts)
+
+
+def verdict_text(v: Verdict) -> str:
+    """``violated in 13 steps (0.25 s)``, ``proved at k = 4 with lemmas a, b (1.2 s)``, ..."""
+    more = {
+        "violated": f" in {len(v.trace)} steps",
+        "holds": f" to depth {v.bound}",
+        "proved": f" for all depths (k = {v.k}"
+        + (f"; lemmas {', '.join(v.lemmas)})" if v.lemmas else ")"),
+        "not_inductive": f" at k = {v.bound} (not a violation: the counterexample to induction "
+        "may be unreachable)",
+    }.get(v.verdict, "")
+    reason = f": {v.reason}" if v.reason else ""
+    return f"{v.verdict}{more} ({v.seconds:.2f} s){reason}"
+
+
+def cover_text(cover: Mapping[str, bool | None], required: frozenset[str]) -> str:
+    """``fault.map yes, retry.notifier n/a, ...``: n/a for targets the problem rules out."""
+
+    def show(target: str, reached: bool | None) -> str:
+        if target not in required:
+            return f"{target} n/a"
+        return f"{target} {'yes' if reached else 'NO' if reached is False else 'unknown'}"
+
+    return ", ".join(show(t, ok) for t, ok in cover.items())
+
+
+def engines(choice: str) -> list[Engine]:
+    from kvmmu.conformance.runner import load_engine
+
+    names = ["impl", "spec"] if choice == "both" else [choice]
+    return [load_engine(name) for name in names]

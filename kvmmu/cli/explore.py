@@ -1,0 +1,261 @@
+"""``kvmmu explore``: the what-if sweep."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kvmmu.cli.common import (
+    UsageError,
+    add_invariant_argument,
+    chosen_invariants,
+    parse_bound,
+    parse_knob,
+    print_json,
+)
+from kvmmu.vocab import (
+    DEFAULT_PRESET,
+    PRESETS,
+    Config,
+    KnobValue,
+    config_error,
+    make_variant,
+)
+
+if TYPE_CHECKING:
+    from kvmmu.explore import Sweep
+
+
+def _parse_vary(text: str) -> tuple[str, tuple[KnobValue, ...]]:
+    """``KNOB`` (all its values) or ``KNOB=V1,V2``."""
+    from kvmmu.explore import vary_values
+
+    knob, equals, raw = (part.strip() for part in text.partition("="))
+    if equals and not raw:
+        raise UsageError(f"--vary {text}: no values after '=' (give KNOB alone for all its values)")
+    values: list[KnobValue] | None = None
+    if raw:
+        values = [
+            {"true": True, "false": False}.get(v.strip().lower(), v.strip()) for v in raw.split(",")
+        ]
+    try:
+        return knob, vary_values(knob, values)
+    except ValueError as err:
+        raise UsageError(f"--vary {text}: {err}") from None
+
+
+_EXPLORE_PROBLEM_OPTIONS = (
+    ("preset", "--preset"),
+    ("all_presets", "--all-presets"),
+    ("variant", "--variant"),
+    ("knob", "--knob"),
+    ("vary", "--vary"),
+    ("vcpus", "--vcpus"),
+    ("zappers", "--zappers"),
+    ("notifier", "--notifier"),
+    ("max_zaps", "--max-zaps"),
+    ("max_invalidations", "--max-invalidations"),
+    ("invariant", "--invariant"),
+    ("engine", "--engine"),
+    ("depth", "--depth"),
+    ("max_k", "--max-k"),
+    ("timeout", "--timeout"),
+)
+
+
+def _sweep_from_args(args: argparse.Namespace) -> Sweep:
+    """The sweep the options describe (a :class:`kvmmu.explore.Sweep`)."""
+    from kvmmu.explore import DEFAULT_ENGINE, DEFAULT_TIMEOUT, expand_variants, make_sweep
+    from kvmmu.yamlio import load_variant_file
+
+    if args.all_presets and args.preset:
+        raise UsageError("give --all-presets or --preset, not both")
+    try:
+        bases = [make_variant(p) for p in PRESETS] if args.all_presets else []
+        bases += [make_variant(name) for name in args.preset]
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    bases += [load_variant_file(Path(path)) for path in args.variant]
+    if not bases:
+        bases = [make_variant(DEFAULT_PRESET)]
+    knobs = dict(parse_knob(k) for k in args.knob)
+    vary = [_parse_vary(text) for text in args.vary]
+    configs = []
+    for vcpus in args.vcpus or ["special,sp"]:
+        config = Config(
+            vcpus=tuple(k.strip() for k in vcpus.split(",") if k.strip()),
+            zappers=1 if args.zappers is None else args.zappers,
+            notifier=args.notifier,
+            max_zaps=parse_bound(args.max_zaps or "2", "--max-zaps"),
+            max_invalidations=parse_bound(args.max_invalidations or "1", "--max-invalidations"),
+        )
+        reason = config_error(config)
+        if reason:
+            raise UsageError(reason)
+        configs.append(config)
+    engine = args.engine or DEFAULT_ENGINE
+    if engine == "kind" and args.depth is not None:
+        raise UsageError("--depth is the bound of --engine bmc; k-induction takes --max-k")
+    if engine == "bmc" and args.max_k is not None:
+        raise UsageError("--max-k is the bound of --engine kind; BMC takes --depth")
+    bound = args.depth if engine == "bmc" else args.max_k
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    try:
+        variants = expand_variants(bases, knobs, vary)
+        return make_sweep(
+            variants,
+            configs,
+            chosen_invariants(args),
+            engine,
+            bound,
+            DEFAULT_TIMEOUT if args.timeout is None else args.timeout,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    """Sweep variants, configurations and invariants; print the verdict matrix."""
+    from kvmmu import explore
+
+    if args.sweep:
+        given = [opt for name, opt in _EXPLORE_PROBLEM_OPTIONS if getattr(args, name)]
+        if given:
+            raise UsageError(f"--sweep fixes what to explore: drop {', '.join(given)}")
+        sweep = explore.load_sweep(Path(args.sweep))
+    else:
+        sweep = _sweep_from_args(args)
+    if args.json and args.format != "text":
+        raise UsageError("give --json or --format, not both")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.jobs is not None and args.dask:
+        raise UsageError("--jobs runs the cells here, --dask on a cluster: give one")
+    progress = explore.ProgressBar() if args.progress or sys.stderr.isatty() else None
+    try:
+        result = explore.explore(
+            sweep,
+            jobs=args.jobs,
+            dask_address=args.dask,
+            replay=bool(args.html),
+            progress=progress,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if args.json:
+        print_json(explore.exploration_json(result))
+    elif args.format == "markdown":
+        print(explore.matrix_markdown(result), end="")
+    else:
+        print(explore.matrix_text(result))
+    if args.html:
+        from kvmmu.report import html_report
+
+        path = Path(args.html)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html_report(result), encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
+    return result.exit_status
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    explore = sub.add_parser(
+        "explore",
+        help="what-if sweep: a verdict matrix over variants, configurations and invariants",
+        description="Check every invariant (the columns) for every variant under every "
+        "configuration (the rows) with the Z3 spec, each cell one 'kvmmu prove' of one "
+        "invariant; by default by k-induction (unbounded proofs, violations with shortest "
+        "traces). The variants are the presets given (or all of them), each with the fixed "
+        "--knob overrides, times the cartesian product of the values of the --vary knobs. "
+        "Or give it all in a sweep file (format kvmmu-sweep/1, docs/formats/). A sweep "
+        "reports, it does not judge: exit status 0 when every cell got an answer, 3 when some "
+        "cell is unknown or an error, 2 for bad input.",
+    )
+    explore.add_argument("--sweep", metavar="FILE.yaml", help="a sweep file (format kvmmu-sweep/1)")
+    group = explore.add_argument_group("variants, configurations, invariants")
+    group.add_argument(
+        "--preset",
+        action="append",
+        default=[],
+        help=f"a preset row (repeatable): {', '.join(PRESETS)} (default {DEFAULT_PRESET})",
+    )
+    group.add_argument("--all-presets", action="store_true", help="every preset")
+    group.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="FILE.yaml",
+        help="a variant file row (repeatable)",
+    )
+    group.add_argument(
+        "--knob",
+        action="append",
+        default=[],
+        metavar="KNOB=VALUE",
+        help="a fixed override on top of every variant (repeatable)",
+    )
+    group.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="KNOB[=V1,V2]",
+        help="vary a knob over all its values, or the ones listed (repeatable: the cartesian "
+        "product)",
+    )
+    group.add_argument(
+        "--vcpus",
+        action="append",
+        default=[],
+        help="root kinds of vcpu0, vcpu1, ... (repeatable: one configuration each; "
+        "default special,sp)",
+    )
+    group.add_argument("--zappers", type=int, default=None, help="0, 1 or 2 (default 1)")
+    group.add_argument("--notifier", action="store_true", help="run the mmu notifier actor")
+    group.add_argument("--max-zaps", default=None, help="zaps per zapper or 'none' (default 2)")
+    group.add_argument(
+        "--max-invalidations", default=None, help="invalidations or 'none' (default 1)"
+    )
+    add_invariant_argument(explore)
+    group = explore.add_argument_group("engine")
+    group.add_argument(
+        "--engine",
+        choices=["bmc", "kind"],
+        default=None,
+        help="kind: k-induction (default); bmc: bounded model checking",
+    )
+    group.add_argument("--depth", type=int, default=None, help="BMC bound (default 20)")
+    group.add_argument(
+        "--max-k", type=int, default=None, help="largest k for k-induction (default 30)"
+    )
+    group.add_argument(
+        "--timeout", type=float, default=None, help="seconds per cell before 'unknown' (300)"
+    )
+    group = explore.add_argument_group("running and output")
+    group.add_argument(
+        "--jobs", type=int, default=None, help="cells in parallel (default: every core)"
+    )
+    group.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run the cells on the Dask cluster at ADDRESS (pip install 'kvmmu[dask]')",
+    )
+    group.add_argument(
+        "--progress",
+        action="store_true",
+        help="a progress bar on stderr even when it is not a terminal",
+    )
+    group.add_argument(
+        "--format",
+        choices=["text", "markdown"],
+        default="text",
+        help="the matrix as a text table (default) or Markdown",
+    )
+    group.add_argument("--json", action="store_true", help="print one JSON object")
+    group.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write a self-contained HTML report (counterexamples as lane diagrams)",
+    )
