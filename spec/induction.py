@@ -41,9 +41,9 @@ from spec.bmc import BmcResult, bmc
 from spec.decode import decode_state, decode_step
 from spec.invariants import BAD
 from spec.lemmas import Lemma, LemmaProof, prove_lemmas
-from spec.state import Expr, State, make_state
-from spec.steps import encode, make_choice
-from spec.unroll import make_solver
+from spec.state import Expr, State
+from spec.steps import make_choice
+from spec.unroll import SpecSystem, TransitionSystem, make_solver
 from spec.variants import (
     FAULT_STEP_PC,
     PC_CRASHED,
@@ -104,7 +104,7 @@ class _StepCase:
     """The incremental step case of one invariant: the path grows at its end; each lemma holds
     in every state of the path under its own assumption literal."""
 
-    layout: Layout
+    system: TransitionSystem
     invariant: str
     lemmas: Sequence[Lemma]
     lits: Mapping[str, Expr]
@@ -117,12 +117,12 @@ class _StepCase:
 
     def add_state(self) -> None:
         n = len(self.states)
-        s = make_state(self.layout, f"k{n}")
+        s = self.system.state(f"k{n}")
         for lemma in self.lemmas:
             self.solver.add(z3.Implies(self.lits[lemma.name], lemma.predicate(s)))
         if self.states:
-            c = make_choice(self.layout, f"k{n - 1}")
-            self.solver.add(encode(self.states[-1], c, s))
+            c = make_choice(self.system.layout, f"k{n - 1}")
+            self.solver.add(self.system.relation(self.states[-1], c, s))
             self.choices.append(c)
         self.states.append(s)
 
@@ -155,7 +155,10 @@ def _decode_cti_state(layout: Layout, model: z3.ModelRef, s: State) -> dict[str,
 
 
 @dataclass(frozen=True)
-class _StepOutcome:
+class StepOutcome:
+    """The answer of :func:`step_case`: ``core`` names the lemmas a proof used, ``cti`` and
+    ``cti_states`` are a counterexample to induction."""
+
     verdict: Literal["proved", "not_inductive", "unknown"]
     k: int
     core: tuple[str, ...] = ()
@@ -164,18 +167,23 @@ class _StepOutcome:
     reason: str = ""
 
 
-def _step_case(
-    layout: Layout,
+def step_case(
+    system: TransitionSystem,
     invariant: str,
     proof: LemmaProof | None,
     max_k: int,
     deadline: float,
-) -> _StepOutcome:
+) -> StepOutcome:
+    """The step case of ``invariant`` for ``k = 1 .. max_k`` on ``system`` (the spec, or the
+    parametric abstraction), with the proved lemmas of ``proof`` under one assumption literal
+    each: ``proved`` at the first k with no counterexample to induction, ``not_inductive``
+    with the CTI at ``max_k``, ``unknown`` when Z3 gives up or ``deadline`` passes."""
+    layout = system.layout
     ctx = layout.ctx
     solver = make_solver(ctx)
     proved = proof.proved if proof is not None else ()
     lits = {lemma.name: z3.Bool(f"use!{lemma.name}", ctx) for lemma in proved}
-    case = _StepCase(layout, invariant, proved, lits, solver)
+    case = _StepCase(system, invariant, proved, lits, solver)
     case.add_state()
     case.add_state()
     k_done = 0
@@ -186,7 +194,7 @@ def _step_case(
         solver.add([_differ(case.states[j], case.states[k]) for j in range(k)])
         left = deadline - time.monotonic()
         if left <= 0:
-            return _StepOutcome("unknown", k_done, reason="timeout")
+            return StepOutcome("unknown", k_done, reason="timeout")
         solver.set("timeout", max(1, int(left * 1000)))
         query = z3.Bool(f"bad!{k}", ctx)
         solver.add(z3.Implies(query, case.bad(k)))
@@ -194,25 +202,25 @@ def _step_case(
         if answer == z3.unsat:
             names = {str(lit): name for name, lit in lits.items()}
             core = tuple(names[str(e)] for e in solver.unsat_core() if str(e) in names)
-            return _StepOutcome("proved", k, core=core)
+            return StepOutcome("proved", k, core=core)
         if answer != z3.sat:
             why = str(solver.reason_unknown())
             if why in ("canceled", "timeout"):
                 why = "timeout"
-            return _StepOutcome("unknown", k, reason=why)
+            return StepOutcome("unknown", k, reason=why)
         k_done = k
         if k == max_k:
             model = solver.model()
             cti = tuple(decode_step(layout, model, c) for c in case.choices[: k + 1])
             states = tuple(_decode_cti_state(layout, model, s) for s in case.states[: k + 2])
-            return _StepOutcome(
+            return StepOutcome(
                 "not_inductive",
                 k,
                 cti=cti,
                 cti_states=states,
                 reason=f"step case fails at k = {k} (a counterexample to induction)",
             )
-    return _StepOutcome("not_inductive", 0, reason="max_k < 1: no step case tried")
+    return StepOutcome("not_inductive", 0, reason="max_k < 1: no step case tried")
 
 
 def prove(
@@ -295,12 +303,12 @@ def _prove(
     if wanted:
         base = {r.invariant: r for r in bmc(variant, config, wanted, first, left())}
     # 3. the step case of each invariant not violated yet
-    steps: dict[str, _StepOutcome] = {}
+    steps: dict[str, StepOutcome] = {}
     for name in wanted:
         if base[name].verdict == "violated":
-            steps[name] = _StepOutcome("unknown", 0, reason="violated: no step case")
+            steps[name] = StepOutcome("unknown", 0, reason="violated: no step case")
         else:
-            steps[name] = _step_case(layout, name, proof, max_k, deadline)
+            steps[name] = step_case(SpecSystem(layout), name, proof, max_k, deadline)
     # 4. a longer base case where the step case needs it (or failed: look for a violation)
     deeper = {
         name: max(first, step.k if step.verdict == "proved" else max_k)

@@ -37,9 +37,9 @@ import z3
 from kvmmu.engine import StateValue
 from kvmmu.vocab import Step
 from spec.decode import decode_state, decode_step
-from spec.state import Expr, State, initial, make_state
-from spec.steps import encode, make_choice
-from spec.unroll import Unrolling, make_solver
+from spec.state import Expr, State
+from spec.steps import make_choice
+from spec.unroll import SpecSystem, TransitionSystem, Unrolling, make_solver
 from spec.variants import (
     PC_CHECK,
     PC_CHECK_REQUEST,
@@ -47,7 +47,6 @@ from spec.variants import (
     PC_LOCK,
     PC_MAP,
     PC_OUTSIDE,
-    PCS_HOLDING_LOCK,
     Layout,
     VcpuInfo,
     ZapperProgram,
@@ -165,23 +164,13 @@ def _zapper_in(s: State, positions: frozenset[int]) -> Expr:
     return _any(s, [s.zat(z, *sorted(positions)) for z in s.layout.zappers])
 
 
-def _lock_holders(s: State) -> list[tuple[str, bool, Expr]]:
-    """(name, is a writer, holds mmu_lock) for every actor that can hold ``mmu_lock`` across
-    steps. The notifier takes and drops it within one step, so it never *holds* it."""
-    holders: list[tuple[str, bool, Expr]] = []
-    for v in s.layout.vcpus:
-        holders.append((v.actor, v.lock_mode == "write", s.at(v, *PCS_HOLDING_LOCK)))
-    for z in s.layout.zappers:
-        holders.append((z, True, s.zapper_holds_mmu_lock(z)))
-    return holders
-
-
 def mmu_lock_exclusive(s: State) -> Expr:
-    """``rwlock_t mmu_lock``: no two holders at once unless both are readers."""
-    holders = _lock_holders(s)
+    """``rwlock_t mmu_lock``: no two holders at once unless both are readers (the holders of
+    :meth:`State.mmu_lock_holders`, the parametric environment's included)."""
+    holders = s.mmu_lock_holders()
     clauses: list[Expr] = []
-    for i, (_, wi, hi) in enumerate(holders):
-        for _, wj, hj in holders[i + 1 :]:
+    for i, (wi, hi) in enumerate(holders):
+        for wj, hj in holders[i + 1 :]:
             if wi or wj:
                 clauses.append(z3.Not(z3.And(hi, hj)))
     return _all(s, clauses)
@@ -375,13 +364,20 @@ def prove_lemmas(
     lemmas: Sequence[Lemma] | None = None,
     deadline: float | None = None,
     classify_depth: int = 0,
+    *,
+    system: TransitionSystem | None = None,
 ) -> LemmaProof:
     """Houdini: keep the largest jointly inductive subset of ``lemmas`` (default: every
     :func:`candidates` lemma) for ``layout``. ``deadline`` is a ``time.monotonic()`` instant; if
     it passes (or Z3 answers unknown), every lemma not yet settled is ``unknown`` and none is
     proved. With ``classify_depth > 0`` each dropped lemma is also searched for a reachable
-    violation within that many steps (then ``false``, with the trace)."""
+    violation within that many steps (then ``false``, with the trace; the spec only).
+    ``system``: the transition system whose states the lemmas are about (default the spec of
+    ``layout``; the parametric abstraction passes itself)."""
     start = time.monotonic()
+    model_of = SpecSystem(layout) if system is None else system
+    if classify_depth > 0 and system is not None:
+        raise ValueError("classify_depth searches the spec's own unrolling: no other system")
     pool = tuple(candidates(layout) if lemmas is None else lemmas)
     status: dict[str, LemmaStatus] = {}
     reason: dict[str, str] = {}
@@ -396,8 +392,8 @@ def prove_lemmas(
     ctx = layout.ctx
     # initiation: I(s) implies the lemma
     init_solver = make_solver(ctx)
-    s0 = make_state(layout, "h0")
-    init_solver.add(initial(s0))
+    s0 = model_of.state("h0")
+    init_solver.add(model_of.initial(s0))
     alive: list[Lemma] = []
     for lemma in pool:
         if _timed_out(deadline):
@@ -413,8 +409,8 @@ def prove_lemmas(
             return give_up(str(init_solver.reason_unknown()))
     # consecution: L(s) & T(s, c, t) implies L(t), for the conjunction of the survivors
     solver = make_solver(ctx)
-    s, t = make_state(layout, "h0"), make_state(layout, "h1")
-    solver.add(encode(s, make_choice(layout, "h0"), t))
+    s, t = model_of.state("h0"), model_of.state("h1")
+    solver.add(model_of.relation(s, make_choice(layout, "h0"), t))
     lits: dict[str, Expr] = {}
     for i, lemma in enumerate(pool):
         lits[lemma.name] = z3.Bool(f"lemma!{i}", ctx)

@@ -31,11 +31,11 @@ counterexample gives ``unknown``.
 
 Nothing here changes the spec: the abstraction reuses the spec's ``Layout`` (with the ``env``
 steps appended to its step choices), its state (a subclass of :class:`State` whose ``mmu_lock``
-also counts the environment's holds), its step builders, ``encode``, invariants, covers and
-per-vCPU lemma families. Copied, in small: the dispatch of :func:`spec.steps.transitions`
-(it asserts the spec's own step list), the Houdini loop of :func:`spec.lemmas.prove_lemmas`
-and the step case of :mod:`spec.induction` (both build states with ``make_state``, which
-knows no environment), and ``mmu_lock_exclusive`` (to count the environment as a holder).
+also counts the environment's holds), its step builders, ``encode``, invariants, covers and lemma
+candidates. It is a :class:`spec.unroll.TransitionSystem`, so the spec's own Houdini loop
+(:func:`spec.lemmas.prove_lemmas`) and k-induction step case (:func:`spec.induction.step_case`)
+run on it unchanged; the lemma ``mmu_lock_exclusive`` counts the environment through
+:meth:`State.mmu_lock_holders`.
 
 Run: ``python -m spec.parametric --preset v5.16 --invariant no_spte_in_obsolete_root``.
 """
@@ -66,8 +66,9 @@ from kvmmu.vocab import (
     override,
 )
 from spec.decode import decode_state, decode_step
+from spec.induction import step_case
 from spec.invariants import BAD, COVER, required_covers
-from spec.lemmas import Lemma, candidates
+from spec.lemmas import prove_lemmas
 from spec.state import Expr, State, initial, make_state
 from spec.steps import (
     Transition,
@@ -109,6 +110,11 @@ class EnvState(State):
 
     def has_readers(self) -> Expr:
         return z3.Or(super().has_readers(), self.vars[ENV_READERS])
+
+    def mmu_lock_holders(self) -> list[tuple[bool, Expr]]:
+        """The spec's holders and the environment as two more: a writer, readers (so the
+        lemma ``mmu_lock_exclusive`` counts them)."""
+        return [*super().mmu_lock_holders(), (True, self[ENV_WRITER]), (False, self[ENV_READERS])]
 
 
 @dataclass(frozen=True)
@@ -202,115 +208,7 @@ def make_abstraction(
     return Abstraction(layout, kind, modes)
 
 
-# --- lemmas -------------------------------------------------------------------------------------
-
-
-def mmu_lock_exclusive_env(s: State) -> Expr:
-    """``rwlock_t mmu_lock`` with the environment as two more holders (a writer, readers):
-    no two holders at once unless both are readers."""
-    layout = s.layout
-    holders: list[tuple[bool, Expr]] = []
-    for v in layout.vcpus:
-        holders.append((v.lock_mode == "write", s.at(v, *PCS_HOLDING_LOCK)))
-    holders += [(True, s.zapper_holds_mmu_lock(z)) for z in layout.zappers]
-    holders += [(True, s[ENV_WRITER]), (False, s[ENV_READERS])]
-    clauses = [
-        z3.Not(z3.And(hi, hj))
-        for i, (wi, hi) in enumerate(holders)
-        for wj, hj in holders[i + 1 :]
-        if wi or wj
-    ]
-    return z3.And(clauses)
-
-
-def abstract_candidates(layout: Layout) -> tuple[Lemma, ...]:
-    """The spec's candidate lemmas for ``d`` (:func:`spec.lemmas.candidates` of the
-    one-vCPU layout), with ``mmu_lock_exclusive`` counting the environment."""
-    out: list[Lemma] = []
-    for lemma in candidates(layout):
-        if lemma.family == "mmu_lock_exclusive":
-            out.append(Lemma(lemma.name, lemma.family, mmu_lock_exclusive_env))
-        else:
-            out.append(lemma)
-    return tuple(out)
-
-
-@dataclass(frozen=True)
-class _Houdini:
-    proved: tuple[Lemma, ...]
-    depends: Mapping[str, tuple[str, ...]]
-    gave_up: str = ""
-
-    def closure(self, names: Sequence[str]) -> tuple[str, ...]:
-        todo, seen = list(names), set[str]()
-        while todo:
-            name = todo.pop()
-            if name not in seen:
-                seen.add(name)
-                todo += self.depends.get(name, ())
-        return tuple(x.name for x in self.proved if x.name in seen)
-
-
-def _set_timeout(solver: z3.Solver, deadline: float) -> bool:
-    left = deadline - time.monotonic()
-    solver.set("timeout", max(1, int(left * 1000)))
-    return left > 0
-
-
-def _houdini(a: Abstraction, deadline: float) -> _Houdini:
-    """The largest jointly inductive subset of the candidates, on the abstraction (the loop of
-    :func:`spec.lemmas.prove_lemmas`, over the abstract transition relation)."""
-    layout, ctx = a.layout, a.layout.ctx
-    pool = abstract_candidates(layout)
-    init = make_solver(ctx)
-    s0 = a.state("h0")
-    init.add(a.initial(s0))
-    alive: list[Lemma] = []
-    for lemma in pool:
-        if not _set_timeout(init, deadline):
-            return _Houdini((), {}, "timeout")
-        answer = init.check(z3.Not(lemma.predicate(s0)))
-        if answer == z3.unsat:
-            alive.append(lemma)
-        elif answer != z3.sat:
-            return _Houdini((), {}, str(init.reason_unknown()))
-    solver = make_solver(ctx)
-    s, t = a.state("h0"), a.state("h1")
-    solver.add(a.relation(s, make_choice(layout, "h0"), t))
-    lits = {x.name: z3.Bool(f"lemma!{i}", ctx) for i, x in enumerate(pool)}
-    for x in pool:
-        solver.add(z3.Implies(lits[x.name], x.predicate(s)))
-    after = {x.name: x.predicate(t) for x in pool}
-    queries = 0
-    while alive:
-        queries += 1
-        query = z3.Bool(f"houdini!{queries}", ctx)
-        solver.add(z3.Implies(query, z3.Or([z3.Not(after[x.name]) for x in alive])))
-        if not _set_timeout(solver, deadline):
-            return _Houdini((), {}, "timeout")
-        answer = solver.check(query, *[lits[x.name] for x in alive])
-        if answer == z3.unsat:
-            break
-        if answer != z3.sat:
-            return _Houdini((), {}, str(solver.reason_unknown()))
-        model = solver.model()
-        alive = [x for x in alive if not z3.is_false(model.eval(after[x.name], True))]
-    depends: dict[str, tuple[str, ...]] = {}
-    by_lit = {str(lits[x.name]): x.name for x in alive}
-    for x in alive:
-        queries += 1
-        query = z3.Bool(f"houdini!{queries}", ctx)
-        solver.add(z3.Implies(query, z3.Not(after[x.name])))
-        if not _set_timeout(solver, deadline):
-            return _Houdini((), {}, "timeout")
-        if solver.check(query, *[lits[y.name] for y in alive]) != z3.unsat:
-            return _Houdini((), {}, str(solver.reason_unknown()))
-        core = {str(e) for e in solver.unsat_core()}
-        depends[x.name] = tuple(by_lit[c] for c in sorted(core) if c in by_lit)
-    return _Houdini(tuple(alive), depends)
-
-
-# --- bounded search and the step case on the abstraction ----------------------------------------
+# --- bounded search on the abstraction ----------------------------------------
 
 StepPredicate = Callable[[State, Expr, State], Expr]
 
@@ -352,8 +250,10 @@ class _Path:
         self.literals += 1
         lit = z3.Bool(f"ask!{self.literals}", self.a.layout.ctx)
         self.solver.add(z3.Implies(lit, formula))
-        if not _set_timeout(self.solver, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
             return z3.unknown
+        self.solver.set("timeout", max(1, int(left * 1000)))
         return self.solver.check(lit)
 
     def trace(self, length: int) -> tuple[tuple[Step, ...], tuple[dict[str, StateValue], ...]]:
@@ -430,62 +330,6 @@ def _bounded(a: Abstraction, invariant: str, depth: int, deadline: float) -> _Bo
 def _why(solver: z3.Solver) -> str:
     why = str(solver.reason_unknown())
     return "timeout" if why in ("canceled", "timeout") else why
-
-
-@dataclass(frozen=True)
-class _Inductive:
-    verdict: Literal["proved", "not_inductive", "unknown"]
-    k: int
-    core: tuple[str, ...] = ()
-    cti: tuple[Step, ...] = ()
-    reason: str = ""
-
-
-def _step_case(
-    a: Abstraction, invariant: str, lemmas: _Houdini, max_k: int, deadline: float
-) -> _Inductive:
-    """The k-induction step case of :mod:`spec.induction` on the abstraction: no path
-    ``s_0 .. s_{k+1}`` from an arbitrary state satisfying the lemmas, with ``k`` good steps,
-    pairwise distinct pre-states, and a bad last step."""
-    ctx = a.layout.ctx
-    solver = make_solver(ctx)
-    lits = {x.name: z3.Bool(f"use!{x.name}", ctx) for x in lemmas.proved}
-    states: list[State] = []
-    choices: list[Expr] = []
-
-    def add_state() -> None:
-        s = a.state(f"k{len(states)}")
-        for x in lemmas.proved:
-            solver.add(z3.Implies(lits[x.name], x.predicate(s)))
-        if states:
-            c = make_choice(a.layout, f"k{len(states) - 1}")
-            solver.add(a.relation(states[-1], c, s))
-            choices.append(c)
-        states.append(s)
-
-    add_state()
-    add_state()
-    for k in range(1, max_k + 1):
-        add_state()
-        solver.add(z3.Not(BAD[invariant](states[k - 1], choices[k - 1], states[k])))
-        for j in range(k):
-            solver.add(z3.Or([states[j][n] != states[k][n] for n in states[k]]))
-        query = z3.Bool(f"bad!{k}", ctx)
-        solver.add(z3.Implies(query, BAD[invariant](states[k], choices[k], states[k + 1])))
-        if not _set_timeout(solver, deadline):
-            return _Inductive("unknown", k - 1, reason="timeout")
-        answer = solver.check(query, *lits.values())
-        if answer == z3.unsat:
-            names = {str(lit): name for name, lit in lits.items()}
-            core = tuple(names[str(e)] for e in solver.unsat_core() if str(e) in names)
-            return _Inductive("proved", k, core)
-        if answer != z3.sat:
-            return _Inductive("unknown", k, reason=_why(solver))
-        if k == max_k:
-            model = solver.model()
-            cti = tuple(decode_step(a.layout, model, c) for c in choices[: k + 1])
-            return _Inductive("not_inductive", k, cti=cti, reason=f"step case fails at k = {k}")
-    return _Inductive("not_inductive", 0, reason="max_k < 1")
 
 
 # --- the simulation, mechanically: projections, replays, witnesses -----------------------------
@@ -763,10 +607,12 @@ def _prove_kind(
         )
     if base.verdict != "holds":
         return finish(replace(done, reason=f"base case: {base.reason}"))
-    lemmas = _houdini(a, deadline)
-    if lemmas.gave_up:
-        return finish(replace(done, reason=f"lemmas: {lemmas.gave_up}"))
-    step = _step_case(a, invariant, lemmas, max_k, deadline)
+    # the spec's lemmas and engines, on the abstraction's states and transition relation
+    lemmas = prove_lemmas(a.layout, deadline=deadline, system=a)
+    gave_up = [lemmas.reason[n] for n, st in lemmas.status.items() if st == "unknown"]
+    if gave_up:
+        return finish(replace(done, reason=f"lemmas: {gave_up[0]}"))
+    step = step_case(a, invariant, lemmas, max_k, deadline)
     if step.verdict == "proved" and step.k > cover_depth:
         deeper = _bounded(a, invariant, step.k, deadline)
         if deeper.verdict != "holds":

@@ -139,6 +139,14 @@ class State:
         """Neither a writer nor readers."""
         return z3.And(z3.Not(self.has_writer()), z3.Not(self.has_readers()))
 
+    def mmu_lock_holders(self) -> list[tuple[bool, Expr]]:
+        """(takes it for write, holds it) for everything that can hold ``mmu_lock`` across
+        steps: the vCPUs and the zappers (the notifier takes and drops it within one step, so it
+        never *holds* it). The parametric abstraction adds its environment's holds."""
+        holders = [(v.lock_mode == "write", self.holds_mmu_lock(v)) for v in self.layout.vcpus]
+        holders += [(True, self.zapper_holds_mmu_lock(z)) for z in self.layout.zappers]
+        return holders
+
 
 def bool_val(layout: Layout, value: bool) -> Expr:
     return z3.BoolVal(value, layout.ctx)

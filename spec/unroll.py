@@ -3,7 +3,8 @@ choices ``c_0 .. c_{k-1}``, extended one step at a time."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import z3
 
@@ -12,6 +13,39 @@ from spec.steps import encode, make_choice
 from spec.variants import Layout
 
 SEED = 0
+
+
+class TransitionSystem(Protocol):
+    """What the lemma proof (:func:`spec.lemmas.prove_lemmas`) and the k-induction step case
+    (:func:`spec.induction.step_case`) need of a model: its time frames, initial states and
+    transition relation. The spec is one (:class:`SpecSystem`); the parametric abstraction
+    (:class:`spec.parametric.Abstraction`) is another, so each engine exists once."""
+
+    @property
+    def layout(self) -> Layout: ...
+
+    def state(self, suffix: str) -> State: ...
+
+    def initial(self, s: State) -> Expr: ...
+
+    def relation(self, s: State, c: Expr, t: State) -> Expr: ...
+
+
+@dataclass(frozen=True)
+class SpecSystem:
+    """The spec as a :class:`TransitionSystem`: :func:`make_state`, :func:`initial`,
+    :func:`encode`."""
+
+    layout: Layout
+
+    def state(self, suffix: str) -> State:
+        return make_state(self.layout, suffix)
+
+    def initial(self, s: State) -> Expr:
+        return initial(s)
+
+    def relation(self, s: State, c: Expr, t: State) -> Expr:
+        return encode(s, c, t)
 
 
 def make_solver(ctx: Any) -> Any:

@@ -210,9 +210,9 @@ def test_a_step_case_without_answer_leaves_holds_to_the_base_depth(
     from spec import induction
 
     def gives_up(*args: object, **kwargs: object) -> object:
-        return induction._StepOutcome("unknown", 3, reason="timeout (simulated)")
+        return induction.StepOutcome("unknown", 3, reason="timeout (simulated)")
 
-    monkeypatch.setattr(induction, "_step_case", gives_up)
+    monkeypatch.setattr(induction, "step_case", gives_up)
     (r,) = induction.prove(make_variant("v5.16"), Config(), ["no_null_deref"])
     assert r.verdict == "holds" and r.depth == 30 and "step case" in r.reason  # base to max_k
     argv = ["prove", "--engine", "kind", "--invariant", "no_null_deref", "--json"]
