@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from impl.model import Model
 from impl.state import Machine
+from kvmmu.engine import Progress
 from kvmmu.vocab import INVARIANTS, Config, Step, Variant
 
 Trace = tuple[Step, ...]
@@ -50,6 +51,7 @@ def explore(
     invariants: Iterable[str] = INVARIANTS,
     max_depth: int | None = None,
     symmetry: bool = True,
+    progress: Progress | None = None,
 ) -> SearchResult:
     """Breadth-first search over all interleavings of ``config``'s actors under ``variant``.
 
@@ -68,6 +70,7 @@ def explore(
     expanded is the concrete one first reached, with its concrete predecessor and step, so every
     trace returned names the vCPUs that really take its steps; shortest lengths are unchanged,
     as a permutation of a path is a path of the same length. ``states`` then counts classes.
+    ``progress`` hears the depth and the states reached after each level.
     """
     wanted = _check_invariants(invariants)
     if variant.knobs.get("generation") == "counter" and config.max_zaps is None and config.zappers:
@@ -124,6 +127,9 @@ def explore(
         if nxt:
             depth += 1
         frontier = nxt
+        if progress is not None:
+            progress("depth", depth)
+            progress("states", len(parent))
     return SearchResult(
         violations={name: found[name] for name in wanted if name in found},
         states=len(parent),

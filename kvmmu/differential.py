@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from impl import ImplEngine, explore
+from kvmmu.engine import Progress
 from kvmmu.vocab import INVARIANTS, PRESETS, Config, Problem, Step, make_variant
 from spec import SpecEngine, bmc
 
@@ -90,11 +91,20 @@ def configurations(max_vcpus: int, notifier: bool = True) -> Iterable[Config]:
 
 
 def sweep(
-    max_vcpus: int, depth: int, presets: Sequence[str] = tuple(PRESETS), notifier: bool = True
+    max_vcpus: int,
+    depth: int,
+    presets: Sequence[str] = tuple(PRESETS),
+    notifier: bool = True,
+    progress: Progress | None = None,
 ) -> list[Comparison]:
-    """Every preset on every configuration of :func:`configurations`."""
+    """Every preset on every configuration of :func:`configurations`. ``progress`` hears
+    ``("problems", n)`` after each preset and configuration."""
     out: list[Comparison] = []
+    done = 0
     for preset in presets:
         for config in configurations(max_vcpus, notifier):
             out += compare(Problem(make_variant(preset), config), depth)
+            done += 1
+            if progress is not None:
+                progress("problems", done)
     return out

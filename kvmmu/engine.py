@@ -7,13 +7,17 @@ and the conformance runner (``kvmmu.conformance``) compares the answers with a c
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from kvmmu.vocab import Config, Step, Variant
 
 StateValue = int | bool | str | None
+
+# A long run's heartbeat: the engine reports what it has reached ("depth", "k", "states") and
+# how far, and the caller draws it (kvmmu.progress). Engines never print.
+Progress = Callable[[str, int], None]
 
 
 @dataclass(frozen=True)

@@ -318,6 +318,9 @@ def _run_local(cells: Sequence[Cell], jobs: int, progress: Progress | None) -> l
     return done
 
 
+DASK_CONNECT_TIMEOUT = "10s"  # distributed's default is 30 s, long for a mistyped address
+
+
 def _run_dask(cells: Sequence[Cell], address: str, progress: Progress | None) -> list[CellResult]:
     try:
         import distributed
@@ -327,7 +330,14 @@ def _run_dask(cells: Sequence[Cell], address: str, progress: Progress | None) ->
         ) from None
     dist: Any = distributed  # typed loosely: the package is optional
     done: list[CellResult] = []
-    client = dist.Client(address)
+    try:
+        client = dist.Client(address, timeout=DASK_CONNECT_TIMEOUT)
+    except (OSError, ValueError, TypeError) as err:
+        # the user typed the address: name it (distributed's own message may not)
+        raise ValueError(
+            f"--dask {address}: cannot connect to a Dask scheduler there "
+            f"({type(err).__name__}: {err})"
+        ) from None
     try:
         keys = [f"kvmmu-cell-{cell.row}-{cell.column}-{time.time_ns()}" for cell in cells]
         futures = [

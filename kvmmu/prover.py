@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from kvmmu.engine import Progress
 from kvmmu.vocab import Config, Step, Variant
 from spec.unroll import SEED as UNROLL_SEED
 
@@ -52,6 +53,7 @@ class Verdict:
     cover: Mapping[str, bool | None] = field(default_factory=dict)
     required: frozenset[str] = frozenset()
     reason: str = ""
+    reached: int | None = None  # an unknown: the depth up to which every trace was checked
 
     @property
     def exit_status(self) -> int:
@@ -75,17 +77,24 @@ def check(
     engine: str,
     bound: int,
     timeout_s: float,
+    progress: Progress | None = None,
 ) -> list[Verdict]:
-    """Ask the spec's ``engine`` about ``invariants``; one Verdict each, in order."""
+    """Ask the spec's ``engine`` about ``invariants``; one Verdict each, in order. ``progress``
+    hears how far the engine got (``kvmmu.engine.Progress``)."""
     if engine == "bmc":
-        return _bmc(variant, config, invariants, bound, timeout_s)
+        return _bmc(variant, config, invariants, bound, timeout_s, progress)
     if engine == "kind":
-        return _kind(variant, config, invariants, bound, timeout_s)
+        return _kind(variant, config, invariants, bound, timeout_s, progress)
     raise ValueError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
 
 
 def _bmc(
-    variant: Variant, config: Config, invariants: Sequence[str], depth: int, timeout_s: float
+    variant: Variant,
+    config: Config,
+    invariants: Sequence[str],
+    depth: int,
+    timeout_s: float,
+    progress: Progress | None,
 ) -> list[Verdict]:
     from spec import bmc, vacuous
 
@@ -101,13 +110,20 @@ def _bmc(
             cover=r.cover,
             required=r.required_covers,
             reason=r.reason,
+            # BMC gave up at depth r.depth: every shallower depth was answered unsat
+            reached=max(0, r.depth - 1) if r.verdict == "unknown" else None,
         )
-        for r in bmc(variant, config, invariants, depth, timeout_s)
+        for r in bmc(variant, config, invariants, depth, timeout_s, progress)
     ]
 
 
 def _kind(
-    variant: Variant, config: Config, invariants: Sequence[str], max_k: int, timeout_s: float
+    variant: Variant,
+    config: Config,
+    invariants: Sequence[str],
+    max_k: int,
+    timeout_s: float,
+    progress: Progress | None,
 ) -> list[Verdict]:
     from spec.induction import prove, vacuous
 
@@ -125,6 +141,10 @@ def _kind(
             cover=r.cover,
             required=r.required_covers,
             reason=r.reason,
+            # the base case gave up at depth r.depth (or the lemmas gave up: depth 0)
+            reached=max(0, r.depth - 1) if r.verdict == "unknown" else None,
         )
-        for r in prove(variant, config, invariants, max_k=max_k, timeout_s=timeout_s)
+        for r in prove(
+            variant, config, invariants, max_k=max_k, timeout_s=timeout_s, progress=progress
+        )
     ]

@@ -21,7 +21,7 @@ from typing import Literal
 
 import z3
 
-from kvmmu.engine import StateValue
+from kvmmu.engine import Progress, StateValue
 from kvmmu.vocab import COVER_TARGETS, INVARIANTS, Config, Step, Variant
 from spec.decode import decode_state, decode_step, describe_changes
 from spec.invariants import BAD, COVER, required_covers
@@ -75,9 +75,11 @@ def bmc(
     invariants: Sequence[str] = INVARIANTS,
     depth: int = 20,
     timeout_s: float | None = 120.0,
+    progress: Progress | None = None,
 ) -> list[BmcResult]:
     """Check ``invariants`` on every path of at most ``depth`` steps; one result per invariant,
-    in the order given. ``timeout_s`` bounds the whole run (None: no limit)."""
+    in the order given. ``timeout_s`` bounds the whole run (None: no limit). ``progress``, when
+    given, hears ``("depth", i)`` once depth ``i`` is done."""
     start = time.monotonic()
     version = z3.get_version_string()
 
@@ -101,7 +103,7 @@ def bmc(
     unknown_names = [name for name in invariants if name not in BAD]
     wanted = [name for name in dict.fromkeys(invariants) if name in BAD]
     try:
-        found = _run(layout, wanted, depth, timeout_s, start)
+        found = _run(layout, wanted, depth, timeout_s, start, progress)
     except z3.Z3Exception as exc:  # pragma: no cover - a solver failure
         return [error(name, f"z3: {str(exc)[:200]}") for name in invariants]
     results = []
@@ -149,7 +151,12 @@ class _Search:
 
 
 def _run(
-    layout: Layout, wanted: list[str], depth: int, timeout_s: float | None, start: float
+    layout: Layout,
+    wanted: list[str],
+    depth: int,
+    timeout_s: float | None,
+    start: float,
+    progress: Progress | None = None,
 ) -> dict[str, BmcResult]:
     u = Unrolling(layout)
     search = _Search(layout, u, start, timeout_s)
@@ -211,6 +218,8 @@ def _run(
             if answer != z3.unsat:
                 covers_gave_up = True
             break
+        if progress is not None:
+            progress("depth", i)
     if not covers_gave_up and u.depth == depth:
         # unsat at every depth up to the bound (if the loop stopped early, they stay None)
         for name in open_covers:

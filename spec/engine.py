@@ -19,6 +19,7 @@ from kvmmu.engine import Probes, Replay, StateValue, StepRecord
 from kvmmu.vocab import Config, Step, Variant
 from spec.decode import decode_state, describe_changes
 from spec.invariants import BAD, COVER
+from spec.state import State
 from spec.steps import enabled, is_choice
 from spec.unroll import Unrolling
 from spec.variants import make_layout
@@ -81,7 +82,12 @@ class SpecEngine:
         state_answers: dict[int, dict[str, StateValue]] = {}
         for at, paths in probes.state.items():
             if 0 <= at <= executed:
-                state_answers[at] = {path: states[at].get(path) for path in paths}
+                state_answers[at] = {
+                    path: _fault_flag(model, u.states[at], path)
+                    if path not in states[at]
+                    else states[at][path]
+                    for path in paths
+                }
         enabled_answers: dict[int, dict[Step, bool]] = {}
         for at, steps in probes.enabled.items():
             if 0 <= at <= executed:
@@ -96,6 +102,20 @@ class SpecEngine:
             state=state_answers,
             enabled=enabled_answers,
         )
+
+
+_FAULT_FLAGS = {"fault.seq_changed": "seq_changed", "fault.pfn_stale": "pfn_stale"}
+
+
+def _fault_flag(model: z3.ModelRef, s: State, path: str) -> StateValue:
+    """The control paths ``vcpuN.fault.seq_changed`` and ``vcpuN.fault.pfn_stale`` (what
+    ``no_stale_pfn`` reads, for the trace tables), read from the model; None for any other path
+    that section 6.7 does not give."""
+    actor, _, rest = path.partition(".")
+    v = s.layout.vcpu(actor)
+    if v is None or rest not in _FAULT_FLAGS:
+        return None
+    return bool(z3.is_true(model.eval(s.flag(v, _FAULT_FLAGS[rest]), True)))
 
 
 def _longest_feasible_prefix(u: Unrolling, literals: list[z3.ExprRef]) -> int:

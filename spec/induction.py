@@ -35,7 +35,7 @@ from typing import Literal
 
 import z3
 
-from kvmmu.engine import StateValue
+from kvmmu.engine import Progress, StateValue
 from kvmmu.vocab import INVARIANTS, Config, Step, Variant
 from spec.bmc import BmcResult, bmc
 from spec.decode import decode_state, decode_step
@@ -173,6 +173,7 @@ def step_case(
     proof: LemmaProof | None,
     max_k: int,
     deadline: float,
+    progress: Progress | None = None,
 ) -> StepOutcome:
     """The step case of ``invariant`` for ``k = 1 .. max_k`` on ``system`` (the spec, or the
     parametric abstraction), with the proved lemmas of ``proof`` under one assumption literal
@@ -192,6 +193,8 @@ def step_case(
         case.add_state()
         solver.add(z3.Not(case.bad(k - 1)))
         solver.add([_differ(case.states[j], case.states[k]) for j in range(k)])
+        if progress is not None:
+            progress("k", k)
         left = deadline - time.monotonic()
         if left <= 0:
             return StepOutcome("unknown", k_done, reason="timeout")
@@ -231,6 +234,7 @@ def prove(
     timeout_s: float = 300.0,
     lemmas: bool = True,
     cover_depth: int = 20,
+    progress: Progress | None = None,
 ) -> list[ProofResult]:
     """Prove ``invariants`` for every depth, by k-induction (``k = 1 .. max_k``) with the lemmas
     of :mod:`spec.lemmas` that are themselves proved for this variant and configuration
@@ -240,6 +244,7 @@ def prove(
     are checked to the same bound (a proof whose required covers are not all reached is
     :func:`vacuous`). ``timeout_s`` bounds the whole call; what it cuts short is ``unknown``.
     Deterministic: every solver has a fixed seed, and every run its own Z3 context.
+    ``progress`` hears the base case's depths and the step case's k.
     """
     start = time.monotonic()
     deadline = start + timeout_s
@@ -263,7 +268,7 @@ def prove(
         return [error(name, str(exc)) for name in invariants]
     wanted = [name for name in dict.fromkeys(invariants) if name in BAD]
     try:
-        found = _prove(layout, wanted, max_k, deadline, lemmas, cover_depth, start)
+        found = _prove(layout, wanted, max_k, deadline, lemmas, cover_depth, start, progress)
     except z3.Z3Exception as exc:  # pragma: no cover - a solver failure
         return [error(name, f"z3: {str(exc)[:200]}") for name in invariants]
     return [
@@ -280,6 +285,7 @@ def _prove(
     use_lemmas: bool,
     cover_depth: int,
     start: float,
+    progress: Progress | None = None,
 ) -> dict[str, ProofResult]:
     variant, config = layout.variant, layout.config
 
@@ -301,14 +307,14 @@ def _prove(
         first = max(first, layout.horizon)
     base: dict[str, BmcResult] = {}
     if wanted:
-        base = {r.invariant: r for r in bmc(variant, config, wanted, first, left())}
+        base = {r.invariant: r for r in bmc(variant, config, wanted, first, left(), progress)}
     # 3. the step case of each invariant not violated yet
     steps: dict[str, StepOutcome] = {}
     for name in wanted:
         if base[name].verdict == "violated":
             steps[name] = StepOutcome("unknown", 0, reason="violated: no step case")
         else:
-            steps[name] = step_case(SpecSystem(layout), name, proof, max_k, deadline)
+            steps[name] = step_case(SpecSystem(layout), name, proof, max_k, deadline, progress)
     # 4. a longer base case where the step case needs it (or failed: look for a violation)
     deeper = {
         name: max(first, step.k if step.verdict == "proved" else max_k)
@@ -317,7 +323,7 @@ def _prove(
     }
     if deeper and max(deeper.values()) > first:
         names = [name for name, bound in deeper.items() if bound > first]
-        runs = bmc(variant, config, names, max(deeper.values()), left())
+        runs = bmc(variant, config, names, max(deeper.values()), left(), progress)
         base.update({r.invariant: r for r in runs})
     version = z3.get_version_string()
     results: dict[str, ProofResult] = {}

@@ -108,7 +108,20 @@ def test_reports_and_exit_status(capsys: pytest.CaptureFixture[str], tmp_path: P
     argv = ["prove", str(proofs), "--junit", str(junit), "--json-out", str(report)]
     assert main(argv) == EXIT_VIOLATION  # 'wrong' expects a violation that does not exist
     out = capsys.readouterr().out
-    assert "FAIL wrong" in out
+    # the results once, as one table with headed columns (no line per obligation before it)
+    lines = out.splitlines()
+    assert lines[0].split() == [
+        "obligation",
+        "invariant",
+        "engine",
+        "expect",
+        "verdict",
+        "seconds",
+        "result",
+    ]
+    assert sum(1 for line in lines if line.startswith("wrong ")) == 1
+    assert next(line for line in lines if line.startswith("wrong ")).split()[6] == "FAIL:"
+    assert lines[-1] == "11 obligations: 10 as expected, 1 not"
     suite = ET.parse(junit).getroot()
     failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
     assert failed == ["wrong"]

@@ -70,6 +70,16 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml's), or the package's own."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kvmmu")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree, not installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kvmmu",
@@ -84,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
             "inductive, 6 holds only to a depth where k-induction was asked"
         ),
     )
+    parser.add_argument("--version", action="version", version=f"kvmmu {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in _MODULES.values():
         module.add_parser(sub)

@@ -7,7 +7,6 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from kvmmu.engine import Engine, Replay
 from kvmmu.prover import Verdict
@@ -23,9 +22,6 @@ from kvmmu.vocab import (
     make_variant,
     override,
 )
-
-if TYPE_CHECKING:
-    pass
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1
@@ -150,12 +146,15 @@ def trace_json(trace: Sequence[Step]) -> list[dict[str, str]]:
     return [{"actor": s.actor, "step": s.name} for s in trace]
 
 
-def show_trace(engine: Engine, problem: Problem, trace: Sequence[Step]) -> Replay:
-    """Print a counterexample as per-actor lanes, replayed on ``engine`` for the state columns."""
+def show_trace(
+    engine: Engine, problem: Problem, trace: Sequence[Step], invariants: Sequence[str] = ()
+) -> Replay:
+    """Print a counterexample as per-actor lanes, replayed on ``engine`` for the state columns,
+    with the state that ``invariants`` read (``kvmmu.render.READS``)."""
     from kvmmu.render import lanes, replay_states, violation_marks
 
-    replay, states = replay_states(engine, problem, trace)
-    print(lanes(problem.config, trace, states, violation_marks(replay)))
+    replay, states = replay_states(engine, problem, trace, invariants)
+    print(lanes(problem.config, trace, states, violation_marks(replay), invariants))
     return replay
 
 
@@ -169,7 +168,7 @@ def emit_cases(
         replay = engine.replay(problem.variant, problem.config, trace)
         description = f"Counterexample to {invariant} under {problem.variant.name}, found by {how}."
         write_case(path, case_document(problem, trace, replay, description))
-        print(f"wrote {path}")
+        print(f"wrote {path}", file=sys.stderr)  # stderr: stdout may be --json
 
 
 def write_itf(
@@ -207,18 +206,39 @@ def config_text(config: Config) -> str:
     return ", ".join(parts)
 
 
-def verdict_text(v: Verdict) -> str:
-    """``violated in 13 steps (0.25 s)``, ``proved at k = 4 with lemmas a, b (1.2 s)``, ..."""
+def lemmas_text(lemmas: Sequence[str], verbose: bool = False) -> str:
+    """``14 lemmas`` (``--verbose``: ``lemmas a, b, ...``), or nothing without lemmas."""
+    if not lemmas:
+        return ""
+    if verbose:
+        return f"lemmas {', '.join(lemmas)}"
+    return f"{len(lemmas)} lemma{'s' if len(lemmas) != 1 else ''} (--verbose names them)"
+
+
+def verdict_text(v: Verdict, verbose: bool = False) -> str:
+    """``violated in 13 steps (0.25 s)``, ``proved for all depths (k = 4; 9 lemmas) (1.2 s)``,
+    ``unknown after depth 7 of 20 (300.00 s)``, ...; ``verbose`` names the lemmas."""
+    lemmas = lemmas_text(v.lemmas, verbose)
     more = {
         "violated": f" in {len(v.trace)} steps",
         "holds": f" to depth {v.bound}",
-        "proved": f" for all depths (k = {v.k}"
-        + (f"; lemmas {', '.join(v.lemmas)})" if v.lemmas else ")"),
+        "proved": f" for all depths (k = {v.k}" + (f"; {lemmas})" if lemmas else ")"),
         "not_inductive": f" at k = {v.bound} (not a violation: the counterexample to induction "
         "may be unreachable)",
+        "unknown": f" (no violation up to depth {v.reached}; bound {v.bound})"
+        if v.reached is not None
+        else "",
     }.get(v.verdict, "")
     reason = f": {v.reason}" if v.reason else ""
     return f"{v.verdict}{more} ({v.seconds:.2f} s){reason}"
+
+
+def summary_line(verdicts: Sequence[str], status: int) -> str:
+    """``1 violated, 4 proved -> exit 1``: the count of each verdict, worst first."""
+    order = ("violated", "unknown", "error", "vacuous", "not_inductive", "holds", "proved")
+    counts = {name: verdicts.count(name) for name in order if name in verdicts}
+    counts.update({name: verdicts.count(name) for name in verdicts if name not in counts})
+    return f"{', '.join(f'{n} {name}' for name, n in counts.items())} -> exit {status}"
 
 
 def cover_text(cover: Mapping[str, bool | None], required: frozenset[str]) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from kvmmu.cli.common import (
     EXIT_BAD_INPUT,
@@ -14,9 +13,6 @@ from kvmmu.cli.common import (
     engines,
     print_json,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_conform(args: argparse.Namespace) -> int:
@@ -29,8 +25,17 @@ def cmd_conform(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     if not paths:
         raise UsageError(f"no case files (*.yaml) in {', '.join(args.paths)}")
-    results = run_cases(paths, engines(args.engine))
+    from kvmmu.progress import Heartbeat
+
+    with Heartbeat("conform", total=len(paths), unit="case") as beat:
+        results = run_cases(paths, engines(args.engine), lambda _, n: beat.at(n))
     failed = [r for r in results if not r.passed]
+    if any(r.engine == "(load)" for r in failed):
+        status = EXIT_BAD_INPUT
+    elif any(r.error is not None for r in failed):
+        status = EXIT_UNKNOWN  # an engine failed: no verdict on those cases
+    else:
+        status = EXIT_VIOLATION if failed else EXIT_OK
     if args.json:
         print_json(
             {
@@ -48,15 +53,12 @@ def cmd_conform(args: argparse.Namespace) -> int:
                 ],
                 "passed": len(results) - len(failed),
                 "failed": len(failed),
+                "exit": status,
             }
         )
     else:
         print(summary(results))
-    if any(r.engine == "(load)" for r in failed):
-        return EXIT_BAD_INPUT
-    if any(r.error is not None for r in failed):
-        return EXIT_UNKNOWN  # an engine failed: no verdict on those cases
-    return EXIT_VIOLATION if failed else EXIT_OK
+    return status
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,7 +67,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "conform",
         help="run conformance cases on both engines and summarize",
         description="Run every case under PATHS (files or folders; default conformance/cases) "
-        "on the engines and report each disagreement with the expectation.",
+        "on the engines and report each disagreement with the expectation (a heartbeat on "
+        "stderr when it is a terminal).",
     )
     conform.add_argument("paths", nargs="*", metavar="PATH")
     conform.add_argument(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from kvmmu.cli.common import (
     EXIT_OK,
@@ -15,9 +14,6 @@ from kvmmu.cli.common import (
 from kvmmu.vocab import (
     PRESETS,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -33,8 +29,23 @@ def cmd_diff(args: argparse.Namespace) -> int:
     for preset in presets:
         if preset not in PRESETS:
             raise UsageError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-    comparisons = sweep(args.max_vcpus, args.depth, presets, notifier=not args.no_notifier)
+    from kvmmu.differential import configurations
+    from kvmmu.progress import Heartbeat
+
+    problems = len(presets) * len(list(configurations(args.max_vcpus, not args.no_notifier)))
+    with Heartbeat("diff", total=problems, unit="problem") as beat:
+        comparisons = sweep(
+            args.max_vcpus,
+            args.depth,
+            presets,
+            notifier=not args.no_notifier,
+            progress=lambda _, n: beat.at(n),
+        )
     disagree = [c for c in comparisons if not c.agrees]
+    if any(c.spec_verdict not in ("holds", "violated") for c in comparisons):
+        status = EXIT_UNKNOWN  # the spec gave no answer somewhere: no comparison there
+    else:
+        status = EXIT_VIOLATION if disagree else EXIT_OK
     if args.json:
         print_json(
             {
@@ -52,6 +63,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
                     for c in comparisons
                 ],
                 "disagreements": len(disagree),
+                "exit": status,
             }
         )
     else:
@@ -68,9 +80,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         ]
         print(table(["variant", "vcpus", "invariant", "spec (BMC)", "impl (BFS)", "agree"], rows))
         print(f"{len(comparisons)} comparisons to depth {args.depth}, {len(disagree)} disagree")
-    if any(c.spec_verdict not in ("holds", "violated") for c in comparisons):
-        return EXIT_UNKNOWN  # the spec gave no answer somewhere: no comparison there
-    return EXIT_VIOLATION if disagree else EXIT_OK
+    return status
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,7 +91,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="For every preset and configurations of 1 to --max-vcpus vCPUs, compare "
         "the BMC verdict and shortest counterexample length with the implementation's "
         "exhaustive search to the same depth, and replay each engine's counterexample on the "
-        "other.",
+        "other (a heartbeat on stderr when it is a terminal).",
     )
     diff.add_argument("--max-vcpus", type=int, default=2, help="1 to 3 (default 2)")
     diff.add_argument("--depth", type=int, default=16, help="bound in steps (default 16)")

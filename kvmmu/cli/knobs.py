@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from kvmmu.cli.common import (
     EXIT_OK,
@@ -16,8 +15,14 @@ from kvmmu.vocab import (
     make_variant,
 )
 
-if TYPE_CHECKING:
-    pass
+# what each invariant forbids, in the words of docs/protocol.md section 3
+INVARIANT_TEXT: dict[str, str] = {
+    "no_spte_in_obsolete_root": "no fault.map installs into an obsolete root",
+    "no_guest_on_obsolete_root": "no vCPU in guest mode on an obsolete root outside a zap window",
+    "no_use_after_free": "no SPTE installed into, and no guest on, a freed root",
+    "no_stale_pfn": "no SPTE maps a pfn invalidated after the fault's fault.snapshot",
+    "no_null_deref": "is_page_fault_stale() never dereferences a root without a shadow page",
+}
 
 
 def cmd_knobs(args: argparse.Namespace) -> int:
@@ -28,6 +33,7 @@ def cmd_knobs(args: argparse.Namespace) -> int:
                 "knobs": {k: list(v) for k, v in KNOBS.items()},
                 "presets": {p: make_variant(p).as_dict() for p in PRESETS},
                 "invariants": list(INVARIANTS),
+                "exit": EXIT_OK,
             }
         )
         return EXIT_OK
@@ -48,6 +54,9 @@ def cmd_knobs(args: argparse.Namespace) -> int:
             ],
         )
     )
+    print()
+    rows = [[name, INVARIANT_TEXT.get(name, "")] for name in INVARIANTS]
+    print(table(["invariant", "what it forbids (docs/protocol.md section 3)"], rows))
     return EXIT_OK
 
 

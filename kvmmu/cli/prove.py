@@ -21,12 +21,18 @@ from kvmmu.cli.common import (
     problem_from_args,
     problem_json,
     show_trace,
+    summary_line,
     verdict_text,
     write_itf,
 )
 
 if TYPE_CHECKING:
-    pass
+    from kvmmu.prover import Verdict
+    from kvmmu.vocab import Problem
+
+
+DEFAULT_DEPTH = 20
+DEFAULT_MAX_K = 30
 
 
 def cmd_prove(args: argparse.Namespace) -> int:
@@ -35,31 +41,48 @@ def cmd_prove(args: argparse.Namespace) -> int:
         raise UsageError("--itf writes the counterexamples of one problem: not with PATHs")
     if args.paths:
         return _prove_obligations(args)
+    # the options of obligation files mean nothing for one problem: never drop them silently
+    given = [
+        option
+        for option, value in (
+            ("--junit", args.junit),
+            ("--json-out", args.json_out),
+            ("--class", args.klass),
+            ("--no-manifest-rule", args.no_manifest_rule),
+        )
+        if value
+    ]
+    if given:
+        raise UsageError(f"{', '.join(given)}: only with obligation files (kvmmu prove PATH...)")
     from kvmmu.obligations import verdict_json
-    from kvmmu.prover import check, worst_status
+    from kvmmu.prover import worst_status
     from spec import SpecEngine
 
     problem = problem_from_args(args)
     invariants = chosen_invariants(args)
-    bound = args.depth if args.engine == "bmc" else args.max_k
-    if bound < 1:
-        raise UsageError("--depth and --max-k must be at least 1")
+    bound = _bound(args)
     if args.timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
-    verdicts = check(problem.variant, problem.config, invariants, args.engine, bound, args.timeout)
+    verdicts = []
+    how = f"depth {bound}" if args.engine == "bmc" else f"k-induction up to k = {bound}"
+    if not args.json:
+        print(f"variant {problem.variant.name}; {config_text(problem.config)}; {how}", flush=True)
+    for number, invariant in enumerate(invariants, start=1):
+        # one invariant at a time: each verdict has its own time, timeout and heartbeat
+        v = _check_one(problem, invariant, args.engine, bound, args.timeout, number, invariants)
+        verdicts.append(v)
+        if not args.json:
+            print(f"\n{v.invariant}: {verdict_text(v, args.verbose)}", flush=True)
+            if v.verdict == "violated":
+                show_trace(SpecEngine(), problem, v.trace, (v.invariant,))
+            elif v.cover:
+                print(f"  cover within the bound: {cover_text(v.cover, v.required)}")
     status = worst_status([v.exit_status for v in verdicts])
     if args.json:
         results = [verdict_json(v, problem.variant, problem.config, args.timeout) for v in verdicts]
         print_json({**problem_json(problem), "results": results, "exit": status})
-    else:
-        how = f"depth {bound}" if args.engine == "bmc" else f"k-induction up to k = {bound}"
-        print(f"variant {problem.variant.name}; {config_text(problem.config)}; {how}")
-        for v in verdicts:
-            print(f"\n{v.invariant}: {verdict_text(v)}")
-            if v.verdict == "violated":
-                show_trace(SpecEngine(), problem, v.trace)
-            elif v.cover:
-                print(f"  cover within the bound: {cover_text(v.cover, v.required)}")
+    elif len(verdicts) > 1:
+        print(f"\n{summary_line([v.verdict for v in verdicts], status)}")
     traces = {v.invariant: v.trace for v in verdicts if v.verdict == "violated"}
     if args.emit_case and traces:
         how = f"kvmmu prove ({args.engine}, bound {bound})"
@@ -70,13 +93,57 @@ def cmd_prove(args: argparse.Namespace) -> int:
     return status
 
 
+def _bound(args: argparse.Namespace) -> int:
+    """--depth for BMC, --max-k for k-induction; the other engine's bound is rejected."""
+    if args.engine == "kind" and args.depth is not None:
+        raise UsageError(
+            "--depth is the bound of --engine bmc; k-induction takes --max-k (its base case "
+            f"runs to max(k, {DEFAULT_DEPTH}) steps)"
+        )
+    if args.engine == "bmc" and args.max_k is not None:
+        raise UsageError("--max-k is the bound of --engine kind; BMC takes --depth")
+    if args.engine == "bmc":
+        bound: int = DEFAULT_DEPTH if args.depth is None else args.depth
+    else:
+        bound = DEFAULT_MAX_K if args.max_k is None else args.max_k
+    if bound < 1:
+        raise UsageError("--depth and --max-k must be at least 1")
+    return bound
+
+
+def _check_one(
+    problem: Problem,
+    invariant: str,
+    engine: str,
+    bound: int,
+    timeout: float,
+    number: int,
+    invariants: tuple[str, ...],
+) -> Verdict:
+    """One invariant's verdict, with a heartbeat on stderr (a terminal only)."""
+    from kvmmu.progress import Heartbeat
+    from kvmmu.prover import check
+
+    label = f"{invariant} ({number}/{len(invariants)})"
+    with Heartbeat(label, unit="depth") as beat:
+
+        def heard(what: str, n: int) -> None:
+            beat.at(n, note=f"{what} {n}") if what == "depth" else beat.advance(0, f"{what} {n}")
+
+        (verdict,) = check(
+            problem.variant, problem.config, (invariant,), engine, bound, timeout, heard
+        )
+    return verdict
+
+
 def _prove_obligations(args: argparse.Namespace) -> int:
     """Run proof obligation files: a table, and JSON or JUnit XML reports on request."""
     from kvmmu.obligations import junit_xml, load_manifest, outcome_json, run
+    from kvmmu.progress import Heartbeat
     from kvmmu.render import table
 
     # obligation files fix everything about a run: an option given beside them would be ignored
-    problem_options = ("preset", "variant", "knob", "invariant", "emit_case", "itf")
+    problem_options = ("preset", "variant", "knob", "invariant", "emit_case", "itf", "verbose")
     fixed = [name for name in problem_options if getattr(args, name, None)]
     defaults = _defaults()
     changed = [
@@ -100,25 +167,27 @@ def _prove_obligations(args: argparse.Namespace) -> int:
             f"obligation files fix the variant, configuration and engine: drop {shown}"
         )
     try:
-        obligations = load_manifest(args.paths)
+        obligations = load_manifest(args.paths, manifest_rule=not args.no_manifest_rule)
     except FileNotFoundError as err:
         raise UsageError(str(err)) from None
-    chosen = [ob for ob in obligations if args.klass in ("all", ob.klass)]
+    klass = args.klass or "all"
+    chosen = [ob for ob in obligations if klass in ("all", ob.klass)]
     if not chosen:
-        raise UsageError(f"no obligation of class {args.klass} in {', '.join(args.paths)}")
+        raise UsageError(f"no obligation of class {klass} in {', '.join(args.paths)}")
     outcomes = []
-    for ob in chosen:
-        outcome = run(ob)
-        outcomes.append(outcome)
-        if not args.json:
-            verdict = outcome.verdict
-            mark = "ok  " if outcome.mismatch is None else "FAIL"
-            print(f"{mark} {ob.id}: {verdict_text(verdict)}", flush=True)
+    # a heartbeat on stderr while they run (a terminal only); the results once, as one table
+    with Heartbeat("obligations", total=len(chosen), unit="obligation") as beat:
+        for ob in chosen:
+            beat.advance(0, ob.id)
+            outcomes.append(run(ob))
+            beat.advance(1)
     failed = [o for o in outcomes if o.mismatch is not None]
+    status = EXIT_VIOLATION if failed else EXIT_OK
     report = {
         "obligations": [outcome_json(o) for o in outcomes],
         "passed": len(outcomes) - len(failed),
         "failed": len(failed),
+        "exit": status,
     }
     if args.json:
         print_json(report)
@@ -135,14 +204,14 @@ def _prove_obligations(args: argparse.Namespace) -> int:
             ]
             for o in outcomes
         ]
-        print()
-        print(table(["obligation", "invariant", "engine", "expect", "verdict", "s", ""], rows))
+        header = ["obligation", "invariant", "engine", "expect", "verdict", "seconds", "result"]
+        print(table(header, rows))
         print(f"{len(outcomes)} obligations: {report['passed']} as expected, {len(failed)} not")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if args.junit:
         Path(args.junit).write_text(junit_xml(outcomes) + "\n", encoding="utf-8")
-    return EXIT_VIOLATION if failed else EXIT_OK
+    return status
 
 
 def _defaults() -> argparse.Namespace:
@@ -164,7 +233,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "proves them for all depths by k-induction with proved lemmas ('proved'), or reports "
         "a counterexample to induction ('not_inductive'). Beside every holds or proved, each "
         "required cover target must be reachable within the bound, else the verdict is "
-        "'vacuous'.",
+        "'vacuous'. Each invariant is checked on its own (its own time and --timeout); several "
+        "end with a summary line. A heartbeat (the depth reached, the rate, the time) goes to "
+        "stderr when it is a terminal. Options that one kind of run cannot use (--depth with "
+        "kind, --max-k with bmc, --class/--junit/--json-out without PATHs) are errors.",
     )
     prove.add_argument("paths", nargs="*", metavar="PATH", help="proof obligation files or folders")
     add_problem_arguments(prove)
@@ -175,9 +247,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default="bmc",
         help="bmc: bounded model checking (default); kind: k-induction",
     )
-    prove.add_argument("--depth", type=int, default=20, help="BMC bound in steps (default 20)")
     prove.add_argument(
-        "--max-k", type=int, default=30, help="largest k for k-induction (default 30)"
+        "--depth",
+        type=int,
+        default=None,
+        help=f"--engine bmc: the bound in steps (default {DEFAULT_DEPTH})",
+    )
+    prove.add_argument(
+        "--max-k",
+        type=int,
+        default=None,
+        help=f"--engine kind: the largest k (default {DEFAULT_MAX_K}; the base case and the "
+        f"covers run to max(k, {DEFAULT_DEPTH}) steps)",
     )
     prove.add_argument(
         "--timeout",
@@ -187,14 +268,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     prove.add_argument("--json", action="store_true", help="print one JSON object")
     prove.add_argument(
+        "--verbose", action="store_true", help="name every lemma a proof rests on, not a count"
+    )
+    prove.add_argument(
         "--emit-case", metavar="PATH", help="write each counterexample as a conformance case (YAML)"
     )
     prove.add_argument(
         "--class",
         dest="klass",
         choices=["small", "full", "all"],
-        default="all",
+        default=None,
         help="with PATHs: run only the obligations of this class (default all)",
+    )
+    prove.add_argument(
+        "--no-manifest-rule",
+        action="store_true",
+        help="with PATHs: run one-off obligation files without the manifest rule (every "
+        "invariant expected violated somewhere); proofs/ and CI keep the rule",
     )
     prove.add_argument("--junit", metavar="FILE", help="with PATHs: write a JUnit XML report")
     prove.add_argument("--json-out", metavar="FILE", help="with PATHs: write the JSON report")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from kvmmu.cli.common import (
     EXIT_OK,
     EXIT_VIOLATION,
+    UsageError,
     config_text,
     engines,
     print_json,
@@ -19,9 +19,6 @@ from kvmmu.vocab import (
     Problem,
 )
 
-if TYPE_CHECKING:
-    pass
-
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Replay one case on one or both engines, print its trace, and check its expectation."""
@@ -29,12 +26,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kvmmu.conformance.check import compare, probes_for
     from kvmmu.render import table
 
+    if _is_itf(Path(args.case)):
+        raise UsageError(
+            f"{args.case} is an ITF trace (JSON, written by --itf), not a conformance case: "
+            "kvmmu run replays a case (YAML); write one with --emit-case beside --itf"
+        )
     case = load_case(Path(args.case))
     reports = []
     for engine in engines(args.engine):
         replay = engine.replay(case.variant, case.config, case.schedule, probes_for(case))
         mismatches = compare(case, replay, engine.name)
         reports.append((engine.name, replay, mismatches))
+    status = EXIT_VIOLATION if any(m for _, _, m in reports) else EXIT_OK
     if args.json:
         print_json(
             {
@@ -61,6 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     }
                     for name, replay, mismatches in reports
                 ],
+                "exit": status,
             }
         )
     else:
@@ -84,7 +88,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(table(["#", "actor", "step", "what changed", "invariants"], rows))
             verdict = "PASS: the expectation holds" if not mismatches else "FAIL:"
             print("\n".join([verdict, *(f"  {m}" for m in mismatches)]))
-    return EXIT_VIOLATION if any(m for _, _, m in reports) else EXIT_OK
+    return status
+
+
+def _is_itf(path: Path) -> bool:
+    """An ITF trace: named ``*.itf.json``, or a JSON object with ``#meta`` and ``states``."""
+    if path.name.endswith(".itf.json"):
+        return True
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:4096].lstrip()
+    except OSError:
+        return False  # load_case reports it
+    return head.startswith("{") and '"#meta"' in head and '"states"' in head
 
 
 def _invariant_status(violations: frozenset[str]) -> str:

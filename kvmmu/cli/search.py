@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from kvmmu.cli.common import (
     EXIT_OK,
@@ -20,6 +19,7 @@ from kvmmu.cli.common import (
     problem_from_args,
     problem_json,
     show_trace,
+    summary_line,
     trace_json,
     write_itf,
 )
@@ -27,9 +27,6 @@ from kvmmu.vocab import (
     Knobs,
     required_covers,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -40,8 +37,22 @@ def cmd_search(args: argparse.Namespace) -> int:
     invariants = chosen_invariants(args)
     if args.max_depth is not None and args.max_depth < 1:
         raise UsageError("--max-depth must be at least 1")
+    from kvmmu.progress import Heartbeat
+
     try:
-        result = explore(problem.variant, problem.config, invariants, args.max_depth)
+        with Heartbeat("search", unit="states") as beat:
+            depth = [0]
+
+            def heard(what: str, n: int) -> None:
+                # the heartbeat counts states; the depth reached goes beside it
+                if what == "depth":
+                    depth[0] = n
+                else:
+                    beat.at(n, note=f"depth {depth[0]}")
+
+            result = explore(
+                problem.variant, problem.config, invariants, args.max_depth, progress=heard
+            )
     except ValueError as err:
         raise UsageError(str(err)) from None
     # as for a proof: 'holds' counts only if every required cover target was reached
@@ -78,7 +89,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"variant {problem.variant.name}; {config_text(problem.config)}")
         print(
             f"searched {result.states} states ({bound}, deepest {result.depth}) "
-            f"in {result.seconds:.2f} s; covers reached: {', '.join(sorted(result.covers))}"
+            f"in {result.seconds:.2f} s; covers reached: "
+            f"{', '.join(sorted(result.covers)) or 'none'}"
         )
         for inv in invariants:
             trace = result.violations.get(inv)
@@ -88,7 +100,9 @@ def cmd_search(args: argparse.Namespace) -> int:
                 print(f"\n{inv}: holds")
             else:
                 print(f"\n{inv}: violated in {len(trace)} steps")
-                show_trace(engine, problem, trace)
+                show_trace(engine, problem, trace, (inv,))
+        if len(invariants) > 1:
+            print(f"\n{summary_line(list(verdicts.values()), status)}")
     if args.emit_case and result.violations:
         how = "kvmmu search (exhaustive, impl)"
         emit_cases(Path(args.emit_case), ImplEngine(), problem, result.violations, how)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from kvmmu.cli.common import (
     UsageError,
@@ -14,9 +13,6 @@ from kvmmu.cli.common import (
 from kvmmu.vocab import (
     INVARIANTS,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_why(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kvmmu.conformance.case import load_case
 from kvmmu.conformance.check import CaseResult, check_case
-from kvmmu.engine import Engine
+from kvmmu.engine import Engine, Progress
 from kvmmu.yamlio import InputError, find_yaml_files
 
 # Engine name -> (module, class). Imported lazily: the spec pulls in Z3.
@@ -36,12 +36,17 @@ def discover(paths: Iterable[Path | str]) -> list[Path]:
     return find_yaml_files(paths)
 
 
-def run_cases(paths: Iterable[Path | str], engines: Sequence[Engine]) -> list[CaseResult]:
+def run_cases(
+    paths: Iterable[Path | str], engines: Sequence[Engine], progress: Progress | None = None
+) -> list[CaseResult]:
     """Every case under ``paths`` on every engine, in order. A case that does not load gives
     one result with engine ``(load)`` and the error; an engine that raises gives a result with
-    the exception as error, so that one broken case does not hide the others."""
+    the exception as error, so that one broken case does not hide the others. ``progress``
+    hears ``("cases", n)`` after each case."""
     results: list[CaseResult] = []
-    for path in discover(paths):
+    for done, path in enumerate(discover(paths)):
+        if progress is not None:
+            progress("cases", done)  # the cases finished before this one
         try:
             case = load_case(path)
         except InputError as exc:
