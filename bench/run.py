@@ -1,4 +1,5 @@
-"""The benchmark suite: ``python -m bench [--quick] [--out docs/performance.md]``.
+"""The benchmark suite: ``python -m bench [--quick] [--out docs/performance.md]`` (``--quick``
+writes ``build/bench-quick/``, never the committed ``docs/``).
 
 Every measurement runs in a process of its own (``bench.measure``), one after another (never
 two at once: they would share the cores), under a time cap: a run that reaches it is killed and
@@ -416,6 +417,16 @@ def report(runs: Sequence[Run], info: dict[str, str], quick: bool, command: str)
     return "\n".join(lines) + "\n"
 
 
+REPORT = Path("docs/performance.md")
+QUICK_REPORT = Path("build/bench-quick/performance.md")  # ignored by git
+_DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def _committed(out: Path, plots: Path) -> bool:
+    """Whether the report or the plots would land in the repository's committed ``docs/``."""
+    return out.resolve().parent == _DOCS or plots.resolve() == _DOCS
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
@@ -423,12 +434,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="a few small runs (a smoke test)")
     parser.add_argument(
-        "--out", default="docs/performance.md", help="the Markdown report (default %(default)s)"
+        "--out",
+        default=None,
+        help=f"the Markdown report (default {REPORT}; with --quick {QUICK_REPORT}: a smoke run "
+        "never overwrites the committed report)",
     )
     parser.add_argument(
         "--plots",
-        default="docs",
-        help="folder for the PNG plots (default %(default)s); needs matplotlib",
+        default=None,
+        help="folder for the PNG plots (default: the report's folder); needs matplotlib",
     )
     parser.add_argument("--no-plots", action="store_true", help="do not draw the plots")
     parser.add_argument(
@@ -442,10 +456,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.from_json:
         raw = json.loads(Path(args.from_json).read_text())
-        runs = [Run(**r) for r in raw["runs"]]
-        info, quick = raw["machine"], bool(raw["quick"])
+        quick = bool(raw["quick"])
     else:
         quick = args.quick
+    out = Path(args.out or (QUICK_REPORT if quick else REPORT))
+    plots = Path(args.plots) if args.plots else out.parent
+    if quick and _committed(out, plots):
+        parser.error(
+            f"a --quick run never writes the committed {REPORT.parent}/ (default {QUICK_REPORT})"
+        )
+    if args.from_json:
+        runs = [Run(**r) for r in raw["runs"]]
+        info = raw["machine"]
+    else:
         runs = plan(quick)
         if args.only:
             runs = [r for r in runs if r.group in args.only]
@@ -457,7 +480,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{' s' if run.seconds is not None else ''}, {run.shown_memory()} MB",
                 flush=True,
             )
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "python -m bench" + (" --quick" if quick else "")
     out.write_text(report(runs, info, quick, command))
@@ -469,6 +491,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_plots:
         from bench.plots import draw
 
-        for line in draw(runs, Path(args.plots)):
+        for line in draw(runs, plots):
             print(line)
     return 0 if all(r.status == "ok" or r.status == "over cap" for r in runs) else 1

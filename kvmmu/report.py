@@ -7,16 +7,19 @@ so it can be mailed or archived as one file. Each violated cell links to its cou
 
 A lane diagram has one column per actor (vCPUs, zappers, notifier) and one row per step, the
 initial state first. A step is drawn in its actor's lane with the kernel function it models
-(``docs/protocol.md`` section 2); beside it the state after the step: who holds ``mmu_lock``,
-``mmu_valid_gen``, and each vCPU's mode, request bit and root. The step that violates the
-invariant is marked. Pure functions from data to text, no protocol logic: the states are the
-spec's own (replayed by :func:`kvmmu.render.replay_states`); only the lock *holder*, which the
-section 6.7 state paths do not name, is read off the steps that take and release the lock.
+(``docs/protocol.md`` section 2); left of the lanes the step number and the state after the
+step: who holds ``mmu_lock``, ``mmu_valid_gen``, and each vCPU's mode, request bit and root. On
+the page these columns stay in view while the lanes scroll (3 or more vCPUs are wider than a
+screen). The step that violates the invariant is marked. Pure functions from data to text, no
+protocol logic: the states are the spec's own (replayed by :func:`kvmmu.render.replay_states`);
+only the lock *holder*, which the section 6.7 state paths do not name, is read off the steps
+that take and release the lock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
 
 from kvmmu.engine import Replay, StateValue
@@ -152,16 +155,15 @@ def _root_text(state: StateView, vcpu: str) -> tuple[str, bool]:
     return " ".join(parts), bad
 
 
-def lanes_svg(
+def _draw(
     variant: Variant,
     config: Config,
     steps: Sequence[Step],
     states: Sequence[StateView],
-    replay: Replay | None = None,
-    title: str = "",
-) -> str:
-    """A counterexample as per-actor lanes in one ``<svg>`` element (inline, no external
-    styles: the look is in presentation attributes and an inline ``<style>``)."""
+    replay: Replay | None,
+    title: str,
+) -> _Drawing:
+    """The drawing of :func:`lanes_svg` and :func:`lanes_html`."""
     actors = config.actors()
     vcpus = [a for a in actors if a.startswith("vcpu")]
     holders = lock_holders(steps, states)
@@ -177,14 +179,11 @@ def lanes_svg(
     else:
         first = {}
 
-    # column x positions
+    # column x positions: the step number and the state first (the part that stays in view
+    # when the lanes scroll, see lanes_html), then one lane per actor, then the notes
     x = PAD
     col_index = x
     x += W_INDEX
-    col_actor = {}
-    for a in actors:
-        col_actor[a] = x
-        x += W_ACTOR
     col_lock = x
     x += W_LOCK
     col_gen = x
@@ -193,14 +192,16 @@ def lanes_svg(
     for v in vcpus:
         col_vcpu[v] = x
         x += W_VCPU
+    split = x
+    col_actor = {}
+    for a in actors:
+        col_actor[a] = x
+        x += W_ACTOR
     col_note = x
     width = x + W_NOTE + PAD
     height = HEAD + ROW * (len(steps) + 1) + PAD
 
     parts: list[str] = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="lanes" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title or "counterexample")}">',
         "<style>text{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;"
         "font-size:11px;fill:#111827}.h{font-weight:bold;font-size:12px}.k{font-size:10px;"
         "fill:#4b5563}.s{font-weight:bold}.bad{fill:#b91c1c;font-weight:bold}.dim{fill:#6b7280}"
@@ -291,8 +292,62 @@ def lanes_svg(
             group.append(_text(col_note + 4, y + 32, "cover " + ", ".join(covers[i]), "k"))
         group.append("</g>")
         parts.append("".join(group))
-    parts.append("</svg>")
-    return "\n".join(parts)
+    return _Drawing("\n".join(parts), width, height, split, title)
+
+
+@dataclass(frozen=True)
+class _Drawing:
+    """The inside of a lanes SVG, its size, and where the lanes start (``split``)."""
+
+    inner: str
+    width: int
+    height: int
+    split: int
+    title: str
+
+    def svg(self, x0: int = 0, width: int | None = None, cls: str = "lanes") -> str:
+        """An ``<svg>`` showing ``width`` pixels of the drawing from ``x0`` (all by default)."""
+        w = self.width - x0 if width is None else width
+        label = escape(self.title or "counterexample")
+        return (
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="{cls}" width="{w}" '
+            f'height="{self.height}" viewBox="{x0} 0 {w} {self.height}" role="img" '
+            f'aria-label="{label}">\n{self.inner}\n</svg>'
+        )
+
+
+def lanes_svg(
+    variant: Variant,
+    config: Config,
+    steps: Sequence[Step],
+    states: Sequence[StateView],
+    replay: Replay | None = None,
+    title: str = "",
+) -> str:
+    """A counterexample as per-actor lanes in one ``<svg>`` element (inline, no external
+    styles: the look is in presentation attributes and an inline ``<style>``): the step number
+    and the state (``mmu_lock`` holder, generation, each vCPU), then a lane per actor."""
+    return _draw(variant, config, steps, states, replay, title).svg()
+
+
+def lanes_html(
+    variant: Variant,
+    config: Config,
+    steps: Sequence[Step],
+    states: Sequence[StateView],
+    replay: Replay | None = None,
+    title: str = "",
+) -> str:
+    """The lanes for the page: the step and state columns in a part that sticks to the left
+    edge while the lanes scroll under it (with 3 or more vCPUs the drawing is wider than a
+    screen), two views of one drawing."""
+    drawing = _draw(variant, config, steps, states, replay, title)
+    left = drawing.svg(0, drawing.split, "lanes fixed")
+    right = drawing.svg(drawing.split, None, "lanes moving")
+    return (
+        f'<div class="scroll"><div class="lanes-row"><div class="sticky">{left}</div>'
+        f"<div>{right}</div></div></div>"
+    )
 
 
 # --- the page ------------------------------------------------------------------------------------
@@ -316,6 +371,9 @@ details.cx summary{cursor:pointer;font-weight:bold}
 .cmd{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;background:#f3f4f6;
 padding:4px 6px;display:block;overflow-x:auto;white-space:pre}
 .scroll{overflow-x:auto}
+.lanes-row{display:flex;width:max-content}.lanes-row svg{display:block}
+.lanes-row .sticky{position:sticky;left:0;z-index:1;background:#fff;
+box-shadow:3px 0 4px -2px rgba(0,0,0,.25)}
 .legend{font-size:13px;color:#374151}
 """
 
@@ -374,10 +432,11 @@ def html_report(exploration: Exploration) -> str:
                     f'<code class="cmd">{escape(command)}</code>'
                 )
                 if result.replay is not None and result.states:
-                    svg = lanes_svg(
-                        row.variant, row.config, v.trace, result.states, result.replay, label
+                    details.append(
+                        lanes_html(
+                            row.variant, row.config, v.trace, result.states, result.replay, label
+                        )
                     )
-                    details.append(f'<div class="scroll">{svg}</div>')
                 else:
                     items = "".join(f"<li><code>{escape(str(s))}</code></li>" for s in v.trace)
                     details.append(f"<ol>{items}</ol>")

@@ -37,13 +37,11 @@ candidates. It is a :class:`spec.unroll.TransitionSystem`, so the spec's own Hou
 run on it unchanged; the lemma ``mmu_lock_exclusive`` counts the environment through
 :meth:`State.mmu_lock_holders`.
 
-Run: ``python -m spec.parametric --preset v5.16 --invariant no_spte_in_obsolete_root``.
+Run: ``kvmmu parametric --preset v5.16 --invariant no_spte_in_obsolete_root``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -52,18 +50,15 @@ from typing import Literal
 
 import z3
 
-from kvmmu.engine import StateValue
+from kvmmu.engine import Progress, StateValue
 from kvmmu.vocab import (
     INVARIANTS,
-    PRESETS,
     ROOT_KINDS,
     Config,
-    KnobValue,
     Step,
     Variant,
     config_error,
     make_variant,
-    override,
 )
 from spec.decode import decode_state, decode_step
 from spec.induction import step_case
@@ -695,6 +690,7 @@ def prove_parametric(
     max_invalidations: int | None = None,
     cover_depth: int = 20,
     confirm_max_vcpus: int = 3,
+    progress: Progress | None = None,
 ) -> ParametricResult:
     """Prove ``invariant`` for every number of vCPUs whose root kinds are in ``kinds`` (with
     ``zappers`` zappers and the notifier when ``notifier``), by the distinguished-vCPU
@@ -702,7 +698,8 @@ def prove_parametric(
     name. ``max_zaps``/``max_invalidations``: None (unbounded, the default) for a proof about
     every run. ``cover_depth``: the base case and the cover targets are checked to that many
     steps. A violation is confirmed concretely (:func:`confirm`, at most ``confirm_max_vcpus``
-    vCPUs). ``timeout_s`` bounds the whole call; what it cuts short is ``unknown``."""
+    vCPUs). ``timeout_s`` bounds the whole call; what it cuts short is ``unknown``. ``progress``
+    hears ``("kinds", n)`` once the proofs of ``n`` kinds of ``d`` are done."""
     start = time.monotonic()
     deadline = start + timeout_s
     name = variant if isinstance(variant, str) else variant.name
@@ -764,6 +761,8 @@ def prove_parametric(
         for a in abstractions:
             result = _prove_kind(a, invariant, max_k, cover_depth, deadline)
             per_kind.append(result)
+            if progress is not None:
+                progress("kinds", len(per_kind))
             if result.verdict == "violated":
                 break
     except z3.Z3Exception as exc:  # pragma: no cover - a solver failure
@@ -912,34 +911,23 @@ def cross_check(
     return [CrossCheck(variant.name, x, parametric[x], concrete[x], seconds[x]) for x in invariants]
 
 
-# --- command line -------------------------------------------------------------------------------
-
-EXIT_BAD_INPUT = 2
-_EXIT: Mapping[str, int] = {
-    "proved": 0,
-    "violated": 1,
-    "unknown": 3,
-    "error": 3,
-    "vacuous": 4,
-    "not_inductive": 5,
-}
+# --- the report -------------------------------------------------------------------------------
 
 
 def render(result: ParametricResult) -> str:
-    """A human-readable report of one parametric result."""
+    """A plain-text summary of one parametric result (``kvmmu parametric`` draws the trace as a
+    table): a counterexample's length is its length, a proof's k its k."""
     scope = f"any number of vCPUs of root kinds {','.join(result.kinds)}"
+    size = f"length {len(result.trace)}" if result.trace else f"k {result.k}"
     lines = [
-        f"{result.invariant}: {result.verdict} ({scope}; {result.variant}, k {result.k}, "
+        f"{result.invariant}: {result.verdict} ({scope}; {result.variant}, {size}, "
         f"{result.seconds:.2f}s)"
     ]
     if result.reason:
         lines.append(f"  reason: {result.reason}")
     for r in result.per_kind:
-        lines.append(f"  d of kind {r.kind}: {r.verdict}, k {r.k}, {r.seconds:.2f}s")
-        if r.lemmas:
-            lines.append(f"    lemmas: {', '.join(r.lemmas)}")
-    for i, step in enumerate(result.trace):
-        lines.append(f"  {i + 1:3d}. {step}")
+        size = f"length {len(r.trace)}" if r.verdict == "violated" else f"k {r.k}"
+        lines.append(f"  d of kind {r.kind}: {r.verdict}, {size}, {r.seconds:.2f}s")
     conf = result.confirmation
     if conf is not None and conf.confirmed:
         lines.append(f"  confirmed concretely with N = {len(conf.vcpus)} in {conf.length} steps")
@@ -948,98 +936,7 @@ def render(result: ParametricResult) -> str:
     return "\n".join(lines)
 
 
-def _knob(text: str) -> tuple[str, KnobValue]:
-    if "=" not in text:
-        raise ValueError(f"--knob takes KNOB=VALUE, got {text!r}")
-    knob, raw = (part.strip() for part in text.split("=", 1))
-    return knob, {"true": True, "false": False}.get(raw.lower(), raw)
-
-
-def main(argv: Sequence[str] | None = None, prog: str = "kvmmu parametric") -> int:
-    """``kvmmu parametric`` (or ``python -m spec.parametric``): the parametric verdicts,
-    optionally cross-checked against the concrete k-induction for 1 to ``--cross-check`` vCPUs."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Prove invariants for any number of vCPUs (distinguished-vCPU abstraction).",
-    )
-    parser.add_argument("--preset", default="v5.16", help=f"one of {', '.join(PRESETS)}")
-    parser.add_argument("--knob", action="append", default=[], metavar="KNOB=VALUE")
-    parser.add_argument(
-        "--invariant", action="append", default=[], help="repeatable (default: the four main)"
-    )
-    parser.add_argument("--kinds", default=",".join(DEFAULT_KINDS), help="root kinds, e.g. sp,tdp")
-    parser.add_argument("--zappers", type=int, default=1)
-    parser.add_argument("--no-notifier", action="store_true")
-    parser.add_argument("--max-k", type=int, default=30)
-    parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument(
-        "--cross-check",
-        type=int,
-        default=0,
-        metavar="N",
-        help="also run the concrete k-induction for 1..N vCPUs and compare",
-    )
-    parser.add_argument("--json", action="store_true")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return EXIT_BAD_INPUT if exc.code else 0
-    try:
-        variant = make_variant(args.preset)
-        variant = override(variant, dict(_knob(k) for k in args.knob))
-        invariants = list(args.invariant) or list(MAIN_INVARIANTS)
-        for name in invariants:
-            if name not in BAD:
-                raise ValueError(f"unknown invariant {name!r} (known: {', '.join(INVARIANTS)})")
-        kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-        config = Config(kinds, args.zappers, not args.no_notifier, None, None)
-        reason = config_error(config)
-        if reason:
-            raise ValueError(reason)
-        if args.max_k < 1 or args.timeout <= 0 or args.cross_check < 0:
-            raise ValueError("--max-k must be >= 1, --timeout > 0, --cross-check >= 0")
-    except ValueError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    results = [
-        prove_parametric(
-            variant,
-            name,
-            kinds,
-            args.zappers,
-            not args.no_notifier,
-            args.max_k,
-            args.timeout,
-        )
-        for name in invariants
-    ]
-    checks: list[CrossCheck] = []
-    if args.cross_check:
-        verdicts = {r.invariant: r.verdict for r in results}
-        checks = cross_check(variant, invariants, verdicts, args.cross_check, kinds)
-    status = max((_EXIT[r.verdict] for r in results), default=0)
-    if "violated" in (r.verdict for r in results):
-        status = 1
-    if checks and not all(c.agrees for c in checks):
-        status = 1
-    if args.json:
-        out: dict[str, object] = {
-            "variant": {"name": variant.name, "knobs": variant.as_dict()},
-            "results": [r.as_dict() for r in results],
-            "exit": status,
-        }
-        if checks:
-            out["cross_check"] = [c.as_dict() for c in checks]
-        print(json.dumps(out, indent=2))
-    else:
-        for r in results:
-            print(render(r))
-        for c in checks:
-            shown = ", ".join(f"N={n}: {v} ({c.seconds[n]:.1f}s)" for n, v in c.concrete.items())
-            mark = "agrees" if c.agrees else "DISAGREES"
-            print(f"cross-check {c.invariant}: parametric {c.parametric}; {shown}: {mark}")
-    return status
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from kvmmu.cli.parametric import main
+
+    sys.exit(main(prog="python -m spec.parametric"))

@@ -12,6 +12,7 @@ import pytest
 
 import spec.parametric as parametric
 from impl import ImplEngine, random_trace
+from kvmmu.cli.parametric import main
 from kvmmu.engine import Probes
 from kvmmu.vocab import COVER_TARGETS, Config, Step, make_variant
 from spec import SpecEngine
@@ -26,7 +27,6 @@ from spec.parametric import (
     cross_check,
     env_blocks_fault_lock,
     env_only_blocks,
-    main,
     make_abstraction,
     project,
     prove_parametric,
