@@ -35,6 +35,7 @@ class Heartbeat:
         *,
         force: bool = False,
         stream: TextIO | None = None,
+        mininterval: float = 0.5,
     ) -> None:
         out = sys.stderr if stream is None else stream
         self.enabled = wanted(force, out)
@@ -46,7 +47,7 @@ class Heartbeat:
             disable=not self.enabled,
             leave=False,
             dynamic_ncols=True,
-            mininterval=0.5,
+            mininterval=mininterval,  # seconds between redraws
         )
 
     def advance(self, n: int = 1, note: str = "") -> None:

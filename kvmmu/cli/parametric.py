@@ -147,7 +147,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "kvmmu parametric") -> i
             out["cross_check"] = [c.as_dict() for c in checks]
         print_json(out)
         return status
-    for r in results:
+    for n, r in enumerate(results):
+        if n:
+            print()
         _show(variant, r, args.zappers, not args.no_notifier, args.verbose)
     for c in checks:
         shown = ", ".join(f"N={n}: {v} ({c.seconds[n]:.1f}s)" for n, v in c.concrete.items())
@@ -173,7 +175,7 @@ def _show(
     """One result: the verdict, each kind of ``d``, and a counterexample as ``prove``'s table."""
     scope = f"any number of vCPUs of root kinds {','.join(r.kinds)}"
     size = f"counterexample of length {len(r.trace)}" if r.trace else f"k {r.k}"
-    print(f"\n{r.invariant}: {r.verdict} ({scope}; {r.variant}; {size}; {r.seconds:.2f} s)")
+    print(f"{r.invariant}: {r.verdict} ({scope}; {r.variant}; {size}; {r.seconds:.2f} s)")
     if r.reason:
         print(f"  reason: {r.reason}")
     for kind in r.per_kind:
