@@ -42,7 +42,6 @@ Run: ``kvmmu parametric --preset v5.16 --invariant no_spte_in_obsolete_root``.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -934,9 +933,3 @@ def render(result: ParametricResult) -> str:
     reached = ", ".join(t for t, ok in result.cover.items() if ok) or "none"
     lines.append(f"  covers reached: {reached}")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    from kvmmu.cli.parametric import main
-
-    sys.exit(main(prog="python -m spec.parametric"))

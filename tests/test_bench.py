@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
 def test_quick_bench_writes_a_table(tmp_path: Path) -> None:
     out = tmp_path / "performance.md"
     result = subprocess.run(

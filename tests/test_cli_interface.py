@@ -92,6 +92,26 @@ def test_one_off_obligation_files_without_the_manifest_rule(
     assert status == EXIT_BAD_INPUT and "the manifest must show every invariant violated" in err
     status, out, _ = run(capsys, "prove", str(one), "--no-manifest-rule", "--json")
     assert status == EXIT_OK and json.loads(out)["exit"] == EXIT_OK
+    # the results once, as one table with headed columns
+    status, out, _ = run(capsys, "prove", str(one), "--no-manifest-rule")
+    lines = out.splitlines()
+    assert lines[0].split() == [
+        "obligation",
+        "invariant",
+        "engine",
+        "expect",
+        "verdict",
+        "seconds",
+        "result",
+    ]
+    assert lines[1].startswith("----------") and lines[2].split()[:5] == [
+        "one",
+        "no_null_deref",
+        "bmc",
+        "violated",
+        "violated",
+    ]
+    assert lines[2].split()[-1] == "ok" and lines[3:] == ["1 obligations: 1 as expected, 0 not"]
 
 
 # --- 4. progress and summaries ------------------------------------------------------------------

@@ -57,6 +57,7 @@ def paolo() -> dict[str, ParametricResult]:
     return _results("paolo")
 
 
+@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
 def test_v5_16_keeps_the_main_invariants_for_any_number_of_vcpus(
     v516: dict[str, ParametricResult],
 ) -> None:
@@ -76,6 +77,7 @@ def test_v5_16_keeps_the_main_invariants_for_any_number_of_vcpus(
     assert "special:map_root_fresh[vcpu0]" in spte.lemmas
 
 
+@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
 def test_paolo_violation_is_confirmed_concretely(paolo: dict[str, ParametricResult]) -> None:
     spte = paolo["no_spte_in_obsolete_root"]
     assert spte.verdict == "violated", render(spte)
@@ -93,6 +95,7 @@ def test_paolo_violation_is_confirmed_concretely(paolo: dict[str, ParametricResu
         assert paolo[name].verdict == "proved", render(paolo[name])
 
 
+@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
 @pytest.mark.parametrize("variant_name", ["v5.16", "paolo"])
 def test_cross_check_against_concrete_k_induction_for_1_to_3_vcpus(
     variant_name: str,
@@ -201,3 +204,11 @@ def test_bad_input_is_an_error_and_the_command_line_is_clean(
     assert status == 0 and out["exit"] == 0
     assert out["results"][0]["verdict"] == "proved"
     assert [x["kind"] for x in out["results"][0]["per_kind"]] == ["special", "sp", "tdp"]
+
+
+def test_paolo_violation_on_one_kind_is_confirmed_and_labelled_as_a_length() -> None:
+    # the fast counterpart of the slow paolo test: one kind of d, a small max_k
+    r = prove_parametric("paolo", "no_spte_in_obsolete_root", kinds=("special",), max_k=2)
+    assert r.verdict == "violated" and r.confirmation is not None and r.confirmation.confirmed
+    assert len(r.trace) == 13 and r.confirmation.length == 13
+    assert "length 13" in render(r) and " k " not in render(r).splitlines()[0]
