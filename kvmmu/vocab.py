@@ -180,7 +180,9 @@ def knob_error(knob: str, value: object) -> str | None:
     # bool is a subclass of int, and YAML's 'true' must not match a string value: compare types too
     if not any(type(value) is type(a) and value == a for a in allowed):
         shown = ", ".join(_show(a) for a in allowed)
-        return f"knob {knob!r} takes one of {shown}, not {_show(value)}"
+        # a string given in quotes, so that an empty or blank value is visible
+        given = repr(value) if isinstance(value, str) else _show(value)
+        return f"knob {knob!r} takes one of {shown}, not {given}"
     return None
 
 

@@ -61,9 +61,11 @@ from kvmmu.vocab import (
     KnobValue,
     Step,
     Variant,
+    bound_error,
     config_error,
     make_variant,
     override,
+    timeout_error,
 )
 from spec.decode import decode_state, decode_step
 from spec.invariants import BAD, COVER, required_covers
@@ -1106,7 +1108,18 @@ def _knob(text: str) -> tuple[str, KnobValue]:
     if "=" not in text:
         raise ValueError(f"--knob takes KNOB=VALUE, got {text!r}")
     knob, raw = (part.strip() for part in text.split("=", 1))
+    if not raw:
+        raise ValueError(f"--knob {text}: no value after '='")
     return knob, {"true": True, "false": False}.get(raw.lower(), raw)
+
+
+def _knobs(texts: Sequence[str]) -> dict[str, KnobValue]:
+    knobs: dict[str, KnobValue] = {}
+    for knob, value in map(_knob, texts):
+        if knob in knobs:
+            raise ValueError(f"--knob {knob} is given twice")
+        knobs[knob] = value
+    return knobs
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "kvmmu parametric") -> int:
@@ -1140,7 +1153,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "kvmmu parametric") -> i
         return EXIT_BAD_INPUT if exc.code else 0
     try:
         variant = make_variant(args.preset)
-        variant = override(variant, dict(_knob(k) for k in args.knob))
+        variant = override(variant, _knobs(args.knob))
         invariants = list(args.invariant) or list(MAIN_INVARIANTS)
         for name in invariants:
             if name not in BAD:
@@ -1150,8 +1163,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "kvmmu parametric") -> i
         reason = config_error(config)
         if reason:
             raise ValueError(reason)
-        if args.max_k < 1 or args.timeout <= 0 or args.cross_check < 0:
-            raise ValueError("--max-k must be >= 1, --timeout > 0, --cross-check >= 0")
+        for option, reason in (
+            ("--max-k", bound_error(args.max_k)),
+            ("--timeout", timeout_error(args.timeout)),
+            ("--cross-check", bound_error(args.cross_check, minimum=0)),
+        ):
+            if reason is not None:
+                raise ValueError(f"{option}: {reason}")
     except ValueError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

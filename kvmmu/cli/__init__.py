@@ -29,6 +29,7 @@ from kvmmu.cli.common import (
     EXIT_UNKNOWN,
     EXIT_VACUOUS,
     EXIT_VIOLATION,
+    Parser,
     UsageError,
 )
 
@@ -71,7 +72,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="kvmmu",
         description=(
             "Formal specification (Z3) and executable model of the KVM x86 MMU obsolete-root "
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kvmmu`` script: never a traceback for bad input."""
-    from kvmmu.yamlio import InputError
+    from kvmmu.yamlio import InputError, printable
 
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -105,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except (UsageError, InputError) as err:
-        print(f"kvmmu: {err}", file=sys.stderr)
+        print(f"kvmmu: {printable(str(err))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         # the reader went away (``kvmmu ... | head``): exit as a process killed by SIGPIPE does
@@ -113,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + 13
     except OSError as err:
         # an output or input path that cannot be written or read: bad input, not an engine fault
-        print(f"kvmmu: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        message = f"{err.filename or ''}: {err.strerror or err}"
+        print(f"kvmmu: {printable(message)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("kvmmu: interrupted", file=sys.stderr)
@@ -122,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("KVMMU_DEBUG"):
             traceback.print_exc()
         print(
-            f"kvmmu: internal error: {type(err).__name__}: {err} (KVMMU_DEBUG=1 shows more)",
+            f"kvmmu: internal error: {type(err).__name__}: {printable(str(err))} "
+            "(KVMMU_DEBUG=1 shows more)",
             file=sys.stderr,
         )
         return EXIT_UNKNOWN

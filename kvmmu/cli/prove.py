@@ -16,13 +16,17 @@ from kvmmu.cli.common import (
     chosen_invariants,
     config_text,
     cover_text,
-    emit_cases,
+    emitted_cases,
+    itf_traces,
+    output_paths,
     print_json,
     problem_from_args,
     problem_json,
+    seconds_option,
     show_trace,
+    steps_option,
     verdict_text,
-    write_itf,
+    write_outputs,
 )
 
 if TYPE_CHECKING:
@@ -35,17 +39,16 @@ def cmd_prove(args: argparse.Namespace) -> int:
         raise UsageError("--itf writes the counterexamples of one problem: not with PATHs")
     if args.paths:
         return _prove_obligations(args)
+    if args.json_out or args.junit:
+        raise UsageError("--json-out and --junit report on obligation files: give PATHs")
     from kvmmu.obligations import verdict_json
     from kvmmu.prover import check, worst_status
     from spec import SpecEngine
 
+    outputs = output_paths(args, "--emit-case", "--itf")
     problem = problem_from_args(args)
     invariants = chosen_invariants(args)
     bound = args.depth if args.engine == "bmc" else args.max_k
-    if bound < 1:
-        raise UsageError("--depth and --max-k must be at least 1")
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be a positive number of seconds")
     verdicts = check(problem.variant, problem.config, invariants, args.engine, bound, args.timeout)
     status = worst_status([v.exit_status for v in verdicts])
     if args.json:
@@ -61,12 +64,13 @@ def cmd_prove(args: argparse.Namespace) -> int:
             elif v.cover:
                 print(f"  cover within the bound: {cover_text(v.cover, v.required)}")
     traces = {v.invariant: v.trace for v in verdicts if v.verdict == "violated"}
-    if args.emit_case and traces:
-        how = f"kvmmu prove ({args.engine}, bound {bound})"
-        emit_cases(Path(args.emit_case), SpecEngine(), problem, traces, how)
-    if args.itf and traces:
-        how = f"kvmmu prove ({args.engine}, bound {bound})"
-        write_itf(Path(args.itf), SpecEngine(), problem, traces, how)
+    how = f"kvmmu prove ({args.engine}, bound {bound})"
+    files: dict[Path, str] = {}
+    if "--emit-case" in outputs and traces:
+        files |= emitted_cases(outputs["--emit-case"], SpecEngine(), problem, traces, how)
+    if "--itf" in outputs and traces:
+        files |= itf_traces(outputs["--itf"], SpecEngine(), problem, traces, how)
+    write_outputs(files)
     return status
 
 
@@ -77,7 +81,7 @@ def _prove_obligations(args: argparse.Namespace) -> int:
 
     # obligation files fix everything about a run: an option given beside them would be ignored
     problem_options = ("preset", "variant", "knob", "invariant", "emit_case", "itf")
-    fixed = [name for name in problem_options if getattr(args, name, None)]
+    fixed = [name for name in problem_options if getattr(args, name) not in (None, [])]
     defaults = _defaults()
     changed = [
         name
@@ -99,6 +103,7 @@ def _prove_obligations(args: argparse.Namespace) -> int:
         raise UsageError(
             f"obligation files fix the variant, configuration and engine: drop {shown}"
         )
+    outputs = output_paths(args, "--json-out", "--junit")
     try:
         obligations = load_manifest(args.paths)
     except FileNotFoundError as err:
@@ -138,10 +143,12 @@ def _prove_obligations(args: argparse.Namespace) -> int:
         print()
         print(table(["obligation", "invariant", "engine", "expect", "verdict", "s", ""], rows))
         print(f"{len(outcomes)} obligations: {report['passed']} as expected, {len(failed)} not")
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    if args.junit:
-        Path(args.junit).write_text(junit_xml(outcomes) + "\n", encoding="utf-8")
+    files: dict[Path, str] = {}
+    if "--json-out" in outputs:
+        files[outputs["--json-out"]] = json.dumps(report, indent=2) + "\n"
+    if "--junit" in outputs:
+        files[outputs["--junit"]] = junit_xml(outcomes) + "\n"
+    write_outputs(files)
     return EXIT_VIOLATION if failed else EXIT_OK
 
 
@@ -175,13 +182,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default="bmc",
         help="bmc: bounded model checking (default); kind: k-induction",
     )
-    prove.add_argument("--depth", type=int, default=20, help="BMC bound in steps (default 20)")
     prove.add_argument(
-        "--max-k", type=int, default=30, help="largest k for k-induction (default 30)"
+        "--depth", type=steps_option, default=20, help="BMC bound in steps (default 20)"
+    )
+    prove.add_argument(
+        "--max-k", type=steps_option, default=30, help="largest k for k-induction (default 30)"
     )
     prove.add_argument(
         "--timeout",
-        type=float,
+        type=seconds_option,
         default=300.0,
         help="seconds per invariant before 'unknown' (default 300)",
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kvmmu.cli.common import (
@@ -29,7 +28,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kvmmu.conformance.check import compare, probes_for
     from kvmmu.render import table
 
-    case = load_case(Path(args.case))
+    case = load_case(args.case)
     reports = []
     for engine in engines(args.engine):
         replay = engine.replay(case.variant, case.config, case.schedule, probes_for(case))

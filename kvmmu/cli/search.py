@@ -15,13 +15,16 @@ from kvmmu.cli.common import (
     add_problem_arguments,
     chosen_invariants,
     config_text,
-    emit_cases,
+    emitted_cases,
+    itf_traces,
+    output_paths,
     print_json,
     problem_from_args,
     problem_json,
     show_trace,
+    steps_option,
     trace_json,
-    write_itf,
+    write_outputs,
 )
 from kvmmu.vocab import (
     Knobs,
@@ -38,8 +41,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     problem = problem_from_args(args)
     invariants = chosen_invariants(args)
-    if args.max_depth is not None and args.max_depth < 1:
-        raise UsageError("--max-depth must be at least 1")
+    outputs = output_paths(args, "--emit-case", "--itf")
     try:
         result = explore(problem.variant, problem.config, invariants, args.max_depth)
     except ValueError as err:
@@ -89,12 +91,15 @@ def cmd_search(args: argparse.Namespace) -> int:
             else:
                 print(f"\n{inv}: violated in {len(trace)} steps")
                 show_trace(engine, problem, trace)
-    if args.emit_case and result.violations:
-        how = "kvmmu search (exhaustive, impl)"
-        emit_cases(Path(args.emit_case), ImplEngine(), problem, result.violations, how)
-    if args.itf and result.violations:
-        how = "kvmmu search (exhaustive, impl)"
-        write_itf(Path(args.itf), ImplEngine(), problem, result.violations, how)
+    how = "kvmmu search (exhaustive, impl)"
+    files: dict[Path, str] = {}
+    if "--emit-case" in outputs and result.violations:
+        files |= emitted_cases(
+            outputs["--emit-case"], ImplEngine(), problem, result.violations, how
+        )
+    if "--itf" in outputs and result.violations:
+        files |= itf_traces(outputs["--itf"], ImplEngine(), problem, result.violations, how)
+    write_outputs(files)
     return status
 
 
@@ -110,7 +115,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_invariant_argument(search)
     search.add_argument(
         "--max-depth",
-        type=int,
+        type=steps_option,
         default=None,
         help="stop at this many steps (default: all reachable states)",
     )
