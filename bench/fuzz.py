@@ -388,10 +388,7 @@ def run_mutant(mutant: Mutant, folder: Path) -> tuple[int | None, Finding | None
     signal.setitimer(signal.ITIMER_REAL, HANG_SECONDS)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                status = main(command(mutant.seed.kind, path))
-            except SystemExit as exc:  # argparse
-                status = exc.code if isinstance(exc.code, int) else 2
+            status = main(command(mutant.seed.kind, path))
     except _Hang:
         reason = f"no answer within {HANG_SECONDS} s"
         return None, Finding(mutant, path, None, reason, err.getvalue())

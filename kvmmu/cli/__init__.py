@@ -101,7 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # its options are its own: argparse's REMAINDER would not pass a leading --option on
         args = argparse.Namespace(command="parametric", rest=argv[1:])
     else:
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, or a usage error that argparse has printed
+            return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     handler = COMMANDS[args.command]
     try:
         return handler(args)
