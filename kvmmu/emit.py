@@ -8,7 +8,6 @@ engine to it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import yaml
 
@@ -32,8 +31,6 @@ def case_document(
     }
 
 
-def write_case(path: Path, document: dict[str, object]) -> None:
-    """Write ``document`` as YAML, creating the parent folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=100)
-    path.write_text(text, encoding="utf-8")
+def case_text(document: dict[str, object]) -> str:
+    """``document`` as the YAML text of a case file (written by :mod:`kvmmu.outputs`)."""
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=100)

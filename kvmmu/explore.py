@@ -399,16 +399,16 @@ def load_sweep(path: Path | str) -> Sweep:
     """A sweep file (format ``kvmmu-sweep/1``); raises :class:`kvmmu.yamlio.InputError` with the
     file, the line and the field of the first problem."""
     from kvmmu.yamlio import (
-        as_int,
+        as_bound,
         as_list,
         as_mapping,
+        as_seconds,
         as_str,
         child_path,
         item_path,
         load_yaml,
         parse_config,
         parse_variant,
-        shown,
         type_name,
     )
 
@@ -508,21 +508,10 @@ def load_sweep(path: Path | str) -> Sweep:
             raise doc.error("engine", f"expected one of {', '.join(ENGINES)}, got {engine!r}")
     bound = None
     if "bound" in top:
-        bound = as_int(doc, "bound", top["bound"], minimum=1)
+        bound = as_bound(doc, "bound", top["bound"])
     timeout = DEFAULT_TIMEOUT
     if "timeout" in top:
-        raw_timeout = top["timeout"]
-        if (
-            isinstance(raw_timeout, bool)
-            or not isinstance(raw_timeout, int | float)
-            or raw_timeout <= 0
-        ):
-            raise doc.error(
-                "timeout",
-                f"expected a positive number of seconds, got {type_name(raw_timeout)} "
-                f"{shown(raw_timeout)}",
-            )
-        timeout = float(raw_timeout)
+        timeout = as_seconds(doc, "timeout", top["timeout"])
 
     try:
         variants = expand_variants(bases, knobs, vary)

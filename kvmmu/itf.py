@@ -163,7 +163,6 @@ def itf_path(base: Path, invariant: str, several: bool) -> Path:
     return base.with_name(f"{name}-{invariant}.itf.json")
 
 
-def write(path: Path, document: Itf) -> None:
-    """Write ``document`` as JSON, creating the parent folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+def itf_text(document: Itf) -> str:
+    """``document`` as the JSON text of an ITF file (written by :mod:`kvmmu.outputs`)."""
+    return json.dumps(document, indent=2) + "\n"

@@ -24,9 +24,12 @@ from kvmmu.vocab import INVARIANTS, Config, Variant, variant_spec
 from kvmmu.yamlio import (
     Document,
     InputError,
+    as_bound,
     as_int,
     as_list,
     as_mapping,
+    as_name,
+    as_seconds,
     as_str,
     child_path,
     find_yaml_files,
@@ -34,8 +37,6 @@ from kvmmu.yamlio import (
     load_yaml,
     parse_config,
     parse_variant,
-    shown,
-    type_name,
 )
 
 FORMAT = "kvmmu-proofs/1"
@@ -100,6 +101,11 @@ def load_file(path: Path) -> list[Obligation]:
         raise doc.error("format", f"unsupported format {fmt!r} (this loader reads {FORMAT})")
     as_str(doc, "description", top["description"])
     defaults = as_mapping(doc, "defaults", top.get("defaults", {}), optional=SETTINGS)
+    for key, value in defaults.items():
+        if value is None:
+            raise doc.error(
+                child_path("defaults", key), "null is not a value here: leave the key out"
+            )
     items = as_list(doc, "obligations", top["obligations"])
     if not items:
         raise doc.error("obligations", "no obligations")
@@ -115,10 +121,13 @@ def _obligation(
     fields = as_mapping(doc, path, value, OBLIGATION_REQUIRED, OBLIGATION_OPTIONAL)
 
     def setting(name: str) -> tuple[str, object]:
-        # an obligation's own setting wins; its error is reported where it is written
-        if name in fields:
-            return child_path(path, name), fields[name]
-        return child_path("defaults", name), defaults.get(name)
+        # an obligation's own setting wins; its error is reported where it is written. null is
+        # never "the default": it is an error where it is written (FORMAT: leave the key out)
+        where = child_path(path, name) if name in fields else child_path("defaults", name)
+        value = fields[name] if name in fields else defaults.get(name)
+        if value is None and (name in fields or name in defaults):
+            raise doc.error(where, "null is not a value here: leave the key out for the default")
+        return where, value
 
     invariant = as_str(doc, child_path(path, "invariant"), fields["invariant"])
     if invariant not in INVARIANTS:
@@ -135,19 +144,21 @@ def _obligation(
     where_config, config = setting("config")
     where_class, klass = setting("class")
     where_timeout, timeout = setting("timeout")
+    if "length" in fields and fields["length"] is None:
+        raise doc.error(child_path(path, "length"), "null is not a value here: leave the key out")
     length = fields.get("length")
     return Obligation(
-        id=as_str(doc, child_path(path, "id"), fields["id"]),
+        id=as_name(doc, child_path(path, "id"), fields["id"]),
         file=file,
         line=doc.line(path),
         variant=parse_variant(doc, child_path(path, "variant"), fields["variant"]),
         config=Config() if config is None else parse_config(doc, where_config, config),
         invariant=invariant,
         engine=engine,
-        bound=30 if bound is None else as_int(doc, where, bound, minimum=1),
+        bound=30 if bound is None else as_bound(doc, where, bound),
         expect=expect,
         klass="full" if klass is None else _choice(doc, where_class, klass, CLASSES),
-        timeout_s=300.0 if timeout is None else _seconds(doc, where_timeout, timeout),
+        timeout_s=300.0 if timeout is None else as_seconds(doc, where_timeout, timeout),
         length=None if length is None else as_int(doc, child_path(path, "length"), length, 1),
         why=as_str(doc, child_path(path, "why"), fields.get("why", "")).strip(),
     )
@@ -158,14 +169,6 @@ def _choice(doc: Document, path: str, value: object, allowed: Sequence[str]) -> 
     if text not in allowed:
         raise doc.error(path, f"expected one of {', '.join(allowed)}, got {text!r}")
     return text
-
-
-def _seconds(doc: Document, path: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise doc.error(
-            path, f"expected a positive number of seconds, got {type_name(value)} {shown(value)}"
-        )
-    return float(value)
 
 
 def load_manifest(paths: Iterable[Path | str], manifest_rule: bool = True) -> list[Obligation]:

@@ -7,6 +7,7 @@ nothing of each other; no protocol logic lives here.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -179,7 +180,9 @@ def knob_error(knob: str, value: object) -> str | None:
     # bool is a subclass of int, and YAML's 'true' must not match a string value: compare types too
     if not any(type(value) is type(a) and value == a for a in allowed):
         shown = ", ".join(_show(a) for a in allowed)
-        return f"knob {knob!r} takes one of {shown}, not {_show(value)}"
+        # a string given in quotes, so that an empty or blank value is visible
+        given = repr(value) if isinstance(value, str) else _show(value)
+        return f"knob {knob!r} takes one of {shown}, not {given}"
     return None
 
 
@@ -329,6 +332,31 @@ def config_error(config: Config) -> str | None:
         bound = getattr(config, name)
         if bound is not None and (isinstance(bound, bool) or bound < 0):
             return f"{name} must be a whole number >= 0 or null"
+    return None
+
+
+# Limits of the numbers a user gives (options and files). Z3 takes its timeout in milliseconds as
+# a 32-bit count (about 49 days); a bound beyond MAX_BOUND steps is a typo, not a plan.
+MAX_TIMEOUT_S = 1_000_000
+MAX_BOUND = 1000
+
+
+def timeout_error(seconds: object) -> str | None:
+    """Why ``seconds`` is not a timeout (a finite number of seconds, > 0, at most
+    :data:`MAX_TIMEOUT_S`), or None."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return "expected a positive number of seconds"
+    if not math.isfinite(seconds) or not 0 < seconds <= MAX_TIMEOUT_S:
+        return f"expected a positive number of seconds, at most {MAX_TIMEOUT_S}, got {seconds}"
+    return None
+
+
+def bound_error(bound: object, minimum: int = 1) -> str | None:
+    """Why ``bound`` is not a bound in steps (``minimum`` to :data:`MAX_BOUND`), or None."""
+    if isinstance(bound, bool) or not isinstance(bound, int):
+        return "expected a whole number of steps"
+    if not minimum <= bound <= MAX_BOUND:
+        return f"expected a whole number >= {minimum} and <= {MAX_BOUND}, got {bound}"
     return None
 
 

@@ -9,19 +9,35 @@ plain Python while recording, for each field path (``expect.violated.no_null_der
 List items in field paths are numbered from 1, like the steps of a schedule, so that
 ``schedule[13]`` and "step 13" name the same line of a case.
 
+Every input file (cases, variant files, proof obligations, sweep files) passes one gate,
+:func:`load_yaml`: a regular file of at most :data:`MAX_BYTES`, no anchors, aliases, merge keys
+or tags, at most :data:`MAX_DEPTH` levels of nesting, and one rule for plain scalars
+(:func:`_plain_scalar`): ``true``/``false``, ``null``, plain decimal numbers, else strings, and
+whatever YAML 1.1 or 1.2 would read otherwise (``yes``, ``1:20``, ``2021-12-10``, ``.nan``) is
+refused. The rule is documented in ``conformance/FORMAT.md`` ("The YAML subset").
+
 Also here: the ``variant`` syntax shared by case files and variant files (``--variant``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import re
+import stat
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.composer import Composer
+from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.parser import Parser
+from yaml.resolver import BaseResolver
+from yaml.scanner import Scanner
 
 from kvmmu.vocab import (
     DEFAULT_PRESET,
@@ -30,9 +46,11 @@ from kvmmu.vocab import (
     Config,
     KnobValue,
     Variant,
+    bound_error,
     config_error,
     knob_error,
     make_variant,
+    timeout_error,
 )
 
 # Field names for errors that belong to no field.
@@ -44,6 +62,8 @@ class InputError(Exception):
     """A problem in an input file, at a line, in a field. ``str()`` is ``FILE:LINE: FIELD: MSG``."""
 
     def __init__(self, file: str, line: int, field: str, message: str) -> None:
+        # every part may echo the file's content (a key, a value) or a path: never raw controls
+        file, field, message = printable(file), printable(field), printable(message)
         super().__init__(f"{file}:{line}: {field}: {message}")
         self.file = file
         self.line = line
@@ -93,29 +113,188 @@ def item_path(path: str, index: int) -> str:
 
 # --- loading -------------------------------------------------------------------------------------
 
+# The gate every input file passes (cases, variant files, proof obligations, sweep files). Each
+# limit turns a denial of service or an interpreter error into a clean FILE:LINE: FIELD message.
+# PyYAML's pure-Python parser takes about a second per 50 kB on a busy machine; our largest file
+# is under 3 kB
+MAX_BYTES = 64 * 1024
+MAX_DEPTH = 32  # our deepest field path is 4 levels; the composer recurses once per level
+MAX_INT_DIGITS = 18  # every whole number fits a 64-bit integer
+MAX_NUMBER_CHARS = 40  # a longer decimal is a typo, and float() of it is not worth the time
+
+# The plain scalars this loader reads as something other than a string (the rest of YAML's
+# implicit typing is refused, see _plain_scalar).
+_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+][0-9]+)?")
+# Numbers of YAML 1.2 that YAML 1.1 reads as strings: refused unless _INT or _FLOAT reads them.
+_YAML12_NUMBER = re.compile(
+    r"[-+]?(?:0o[0-7]+|0x[0-9a-fA-F]+|(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|\.(?:inf|Inf|INF|nan|NaN|NAN))"
+)
+_DATE_LIKE = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt \t].*)?", re.DOTALL)
+# PyYAML's YAML 1.1 resolver names what other tools would make of a plain scalar.
+_YAML11 = yaml.resolver.Resolver()
+
+# Characters a terminal acts on: never echoed raw, never accepted in a key or a value (tab and
+# newline excepted in values, where block text needs them).
+_ALLOWED_IN_VALUES = frozenset("\t\n")
+
+
+def _is_control(char: str) -> bool:
+    # C*: controls, format characters (bidi overrides), surrogates, private use; Z[lp]: line and
+    # paragraph separators, which end a line on some terminals
+    return unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character escaped (``\\x1b``, ``\\n``, ``\\u202e``), for
+    messages that echo user input: a file must not be able to forge a line on the terminal."""
+    if not any(_is_control(c) for c in text):
+        return text
+    return "".join(
+        c.encode("unicode_escape").decode("ascii") if _is_control(c) else c for c in text
+    )
+
+
+class _GateLoader(yaml.reader.Reader, Scanner, Parser, Composer, BaseResolver):
+    """PyYAML's composer without aliases, anchors, tags or implicit typing, and with a depth
+    limit. Plain scalars keep the tag :data:`_PLAIN` and are typed by :func:`_plain_scalar`."""
+
+    def __init__(self, text: str) -> None:
+        yaml.reader.Reader.__init__(self, text)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+        BaseResolver.__init__(self)
+        self.paths: list[str] = []  # the field path of each node being composed, outermost first
+
+    def fetch_flow_collection_start(self, token_class: type[yaml.Token]) -> None:
+        # The scanner looks ahead across a whole flow collection: stop it before the composer
+        if self.flow_level >= MAX_DEPTH:
+            raise _Refused(self.get_mark(), "", f"nested deeper than {MAX_DEPTH} levels")
+        super().fetch_flow_collection_start(token_class)
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        path = self.paths[-1] if self.paths else ""
+        if isinstance(parent, MappingNode) and isinstance(index, ScalarNode):
+            path = child_path(path, str(index.value))
+        elif isinstance(parent, SequenceNode) and isinstance(index, int):
+            path = item_path(path, index)
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _Refused(
+                event.start_mark,
+                path,
+                "anchors and aliases (&name, *name) are not accepted: write the value out",
+            )
+        tag = getattr(event, "tag", None)
+        if tag is not None:
+            raise _Refused(
+                event.start_mark,
+                path,
+                f"tags ({tag}) are not accepted: write the value plainly, or quote it for a string",
+            )
+        if len(self.paths) >= MAX_DEPTH:
+            raise _Refused(event.start_mark, path, f"nested deeper than {MAX_DEPTH} levels")
+        self.paths.append(path)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.paths.pop()
+
+    def resolve(self, kind: type[Node], value: object, implicit: tuple[bool, bool]) -> str:
+        if kind is ScalarNode and implicit[0]:
+            return _PLAIN
+        return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+
+
+_PLAIN = "kvmmu:plain"
+
+
+class _Refused(yaml.YAMLError):
+    """A construct the gate refuses, at ``mark``."""
+
+    def __init__(self, mark: yaml.Mark, path: str, message: str) -> None:
+        super().__init__(message)
+        self.mark = mark
+        self.path = path
+        self.message = message
+
+
+def read_input(path: Path | str) -> str:
+    """The text of the input file ``path``: a regular file of at most :data:`MAX_BYTES` bytes
+    of UTF-8. A FIFO, a device or a folder is refused at once, without reading from it (opening
+    with O_NONBLOCK: a FIFO with no writer would block the open)."""
+    file = str(path)
+    if not file:
+        raise InputError("''", 1, DOCUMENT, "an empty path names no file")
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        raise InputError(file, 1, DOCUMENT, f"cannot read: {exc.strerror}") from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise InputError(file, 1, DOCUMENT, "is a folder, not a YAML file")
+        if not stat.S_ISREG(mode):
+            raise InputError(file, 1, DOCUMENT, f"not a regular file ({_file_kind(mode)})")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    _check_size(file, len(data))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(file, line, DOCUMENT, "not UTF-8 text") from exc
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
+def _check_size(file: str, size: int) -> None:
+    if size > MAX_BYTES:
+        raise InputError(file, 1, DOCUMENT, f"larger than the limit of {MAX_BYTES} bytes")
+
 
 def load_yaml(path: Path | str, text: str | None = None) -> Document:
-    """Load one YAML document from ``path`` (or from ``text``, reported as ``path``)."""
+    """Load one YAML document from ``path`` (or from ``text``, reported as ``path``), through
+    the gate: see the module docstring and ``conformance/FORMAT.md`` (YAML subset)."""
     file = str(path)
     if text is None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(file, 1, DOCUMENT, f"cannot read: {exc.strerror}") from exc
-        except UnicodeDecodeError as exc:
-            raise InputError(file, 1, DOCUMENT, "not UTF-8 text") from exc
+        text = read_input(path)
+    else:
+        _check_size(file, len(text.encode("utf-8", "surrogatepass")))
+    loader: _GateLoader | None = None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _GateLoader(text)
+        node = loader.get_single_node()
+    except _Refused as exc:
+        raise InputError(file, exc.mark.line + 1, exc.path or DOCUMENT, exc.message) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         raise InputError(file, line, SYNTAX, _syntax_message(exc)) from exc
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise InputError(file, line, SYNTAX, f"invalid YAML: {exc.reason}") from exc
     except yaml.YAMLError as exc:  # e.g. a second document in the stream
-        raise InputError(file, 1, SYNTAX, str(exc)) from exc
+        raise InputError(file, 1, SYNTAX, str(exc).replace("\n", " ")) from exc
+    finally:
+        if loader is not None:
+            loader.dispose()
     if node is None:
         raise InputError(file, 1, DOCUMENT, "the file is empty")
     lines: dict[str, int] = {"": node.start_mark.line + 1}
-    data = _convert(file, node, "", lines, SafeConstructor())
+    data = _convert(file, node, "", lines)
     return Document(file, data, lines)
 
 
@@ -128,10 +307,9 @@ def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
     return "invalid YAML: " + ", ".join(parts)
 
 
-def _convert(
-    file: str, node: Node, path: str, lines: dict[str, int], constructor: SafeConstructor
-) -> object:
-    """Plain Python for ``node``, recording lines; rejects duplicate and non-scalar keys."""
+def _convert(file: str, node: Node, path: str, lines: dict[str, int]) -> object:
+    """Plain Python for ``node``, recording lines; rejects duplicate, non-scalar and merge keys
+    and control characters, and types plain scalars by :func:`_plain_scalar`."""
     if isinstance(node, MappingNode):
         result: dict[str, object] = {}
         for key_node, value_node in node.value:
@@ -139,6 +317,14 @@ def _convert(
             if not isinstance(key_node, ScalarNode):
                 raise InputError(file, key_line, path or DOCUMENT, "keys must be plain words")
             key = str(key_node.value)
+            if key == "<<" and key_node.style is None:
+                raise InputError(
+                    file, key_line, path or DOCUMENT, "merge keys (<<) are not accepted"
+                )
+            if any(_is_control(c) for c in key):
+                raise InputError(
+                    file, key_line, path or DOCUMENT, f"a control character in the key {key!r}"
+                )
             sub = child_path(path, key)
             if key in result:
                 first = lines.get(sub, key_line)
@@ -146,22 +332,69 @@ def _convert(
                     file, key_line, sub, f"duplicate key (first given on line {first})"
                 )
             lines[sub] = key_line
-            result[key] = _convert(file, value_node, sub, lines, constructor)
+            result[key] = _convert(file, value_node, sub, lines)
         return result
     if isinstance(node, SequenceNode):
         items: list[object] = []
         for index, item in enumerate(node.value):
             sub = item_path(path, index)
             lines[sub] = item.start_mark.line + 1
-            items.append(_convert(file, item, sub, lines, constructor))
+            items.append(_convert(file, item, sub, lines))
         return items
     assert isinstance(node, ScalarNode)
+    value = str(node.value)
     try:
-        return constructor.construct_object(node, deep=True)
-    except ConstructorError as exc:  # e.g. an explicit tag like !!python/object
-        raise InputError(
-            file, node.start_mark.line + 1, path or DOCUMENT, str(exc.problem)
-        ) from exc
+        if node.tag == _PLAIN:
+            return _plain_scalar(value)
+        _check_text(value)
+        return value
+    except ValueError as exc:
+        raise InputError(file, node.start_mark.line + 1, path or DOCUMENT, str(exc)) from None
+
+
+def _check_text(value: str) -> None:
+    bad = next((c for c in value if _is_control(c) and c not in _ALLOWED_IN_VALUES), None)
+    if bad is not None:
+        raise ValueError(f"control character {bad!r} in {value!r}: not accepted")
+
+
+def _plain_scalar(value: str) -> object:
+    """An unquoted scalar: ``null`` (or ``~`` or nothing), ``true``, ``false``, a decimal whole
+    number of at most :data:`MAX_INT_DIGITS` digits, a finite decimal number with a point, or
+    else a string, unless YAML 1.1 or 1.2 would read it as something else (``yes``, ``off``,
+    ``0x1F``, ``1:20``, ``2021-12-10``, ``.nan``, ``1e3``, ``True``...): that is refused with a
+    ValueError, so that no file means one thing here and another elsewhere."""
+    if value in ("", "~", "null"):
+        return None
+    if value in ("true", "false"):
+        return value == "true"
+    if _INT.fullmatch(value):
+        if len(value.lstrip("+-")) > MAX_INT_DIGITS:
+            raise ValueError(f"a whole number of more than {MAX_INT_DIGITS} digits")
+        return int(value)
+    if _FLOAT.fullmatch(value) and len(value) <= MAX_NUMBER_CHARS:
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"{value} is too large a number")
+        return number
+    _check_text(value)
+    tag = _YAML11.resolve(ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+    yaml11 = str(tag).rsplit(":", 1)[-1]
+    hint = "or quote it for a string"
+    if yaml11 == "bool" or value.lower() in ("true", "false"):
+        raise ValueError(f"{value!r} is not a boolean here: write true or false, {hint}")
+    if yaml11 == "null" or value.lower() == "null":
+        raise ValueError(f"{value!r}: write null for no value, {hint}")
+    if yaml11 == "timestamp" or _DATE_LIKE.fullmatch(value):
+        raise ValueError(f"{value!r} reads as a date or a time in YAML: write it {hint}")
+    if yaml11 in ("int", "float") or _YAML12_NUMBER.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a plain decimal number: write one like 12 or 1.5, {hint} (no 0x, "
+            "0o, leading zeros, _, base-60 1:20, exponent without a point, .nan or .inf)"
+        )
+    if yaml11 == "merge":
+        raise ValueError(f"merge keys (<<) are not accepted: {hint}")
+    return value
 
 
 # --- validation helpers (shared by case files and variant files) --------------------------------
@@ -246,6 +479,32 @@ def as_int(doc: Document, path: str, value: object, minimum: int | None = None) 
     return value
 
 
+def as_seconds(doc: Document, path: str, value: object) -> float:
+    """A timeout: a finite number of seconds, > 0 and within ``vocab.MAX_TIMEOUT_S``."""
+    reason = timeout_error(value)
+    if reason is not None:
+        raise doc.error(path, f"{reason} (got {type_name(value)} {shown(value)})")
+    assert isinstance(value, int | float)
+    return float(value)
+
+
+def as_bound(doc: Document, path: str, value: object) -> int:
+    """A bound in steps (BMC depth, largest k): 1 to ``vocab.MAX_BOUND``."""
+    bound = as_int(doc, path, value)
+    reason = bound_error(bound)
+    if reason is not None:
+        raise doc.error(path, reason)
+    return bound
+
+
+def as_name(doc: Document, path: str, value: object) -> str:
+    """A non-empty string naming something (an id, a name)."""
+    name = as_str(doc, path, value)
+    if not name.strip():
+        raise doc.error(path, "the name is empty")
+    return name
+
+
 CONFIG_KEYS = ("vcpus", "zappers", "notifier", "max_zaps", "max_invalidations")
 
 
@@ -319,9 +578,7 @@ def load_variant_file(path: Path | str) -> Variant:
         as_str(doc, "description", fields["description"])
     variant = _variant(doc, "", fields)
     if "name" in fields:
-        name = as_str(doc, "name", fields["name"])
-        if not name.strip():
-            raise doc.error("name", "the name is empty")
+        name = as_name(doc, "name", fields["name"])
         variant = dataclasses.replace(variant, name=name)
     return variant
 
@@ -383,12 +640,17 @@ def _root_kinds(doc: Document, path: str, value: object) -> tuple[str, ...]:
 def find_yaml_files(paths: Iterable[Path | str]) -> list[Path]:
     """YAML files under ``paths``: files as given, folders searched recursively for ``*.yaml``;
     sorted, without duplicates. A path that does not exist raises FileNotFoundError (a typo must
-    not look like an empty, passing run)."""
+    not look like an empty, passing run), and so does an empty path (which would otherwise mean
+    the working directory, ``.venv`` included). Anything else that is not a folder (a FIFO, a
+    device) is returned, for :func:`load_yaml` to refuse with its file name."""
     found: set[Path] = set()
-    for entry in map(Path, paths):
+    for given in paths:
+        if not str(given):
+            raise FileNotFoundError("an empty path names no file or folder")
+        entry = Path(given)
         if entry.is_dir():
-            found.update(p for p in entry.rglob("*.yaml") if p.is_file())
-        elif entry.is_file():
+            found.update(p for p in entry.rglob("*.yaml") if not p.is_dir())
+        elif os.path.lexists(entry):
             found.add(entry)
         else:
             raise FileNotFoundError(f"no such file or directory: {entry}")

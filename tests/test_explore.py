@@ -223,7 +223,7 @@ def test_cli_explore(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         (["--vcpus", "special,gpu"], "unknown root kind"),
         (["--invariant", "no_bugs"], "unknown invariant"),
         (["--json", "--format", "markdown"], "not both"),
-        (["--jobs", "0"], "at least 1"),
+        (["--jobs", "0"], "from 1 to"),
     ],
 )
 def test_cli_bad_input(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -86,6 +86,53 @@ def write(tmp_path: Path, body: str) -> Path:
             "obligations[1].expect",
             "never answers",
         ),
+        # issue 10: null never falls back to a built-in default, an id is never empty, and a
+        # timeout is a finite number of seconds within range
+        *(
+            (
+                f"obligations:\n  - {{id: a, variant: v5.16, invariant: no_null_deref, "
+                f"expect: proved, {key}: null}}\n",
+                4,
+                f"obligations[1].{key}",
+                "leave the key out",
+            )
+            for key in ("class", "config", "engine", "bound", "timeout", "length")
+        ),
+        (
+            "defaults: {config: null}\nobligations:\n"
+            "  - {id: a, variant: v5.16, invariant: no_null_deref, expect: proved}\n",
+            3,
+            "defaults.config",
+            "leave the key out",
+        ),
+        (
+            "obligations:\n  - {id: '', variant: v5.16, invariant: no_null_deref, "
+            "expect: proved}\n",
+            4,
+            "obligations[1].id",
+            "empty",
+        ),
+        (
+            "obligations:\n  - {id: a, variant: v5.16, invariant: no_null_deref, "
+            "expect: proved, timeout: .nan}\n",
+            4,
+            "obligations[1].timeout",
+            "not a plain decimal number",
+        ),
+        (
+            "obligations:\n  - {id: a, variant: v5.16, invariant: no_null_deref, "
+            "expect: proved, timeout: " + "9" * 51 + "}\n",
+            4,
+            "obligations[1].timeout",
+            "more than 18 digits",
+        ),
+        (
+            "obligations:\n  - {id: a, variant: v5.16, invariant: no_null_deref, "
+            "expect: proved, timeout: 1.0e+308}\n",
+            4,
+            "obligations[1].timeout",
+            "at most",
+        ),
     ],
 )
 def test_bad_obligation_files_name_file_line_and_field(

@@ -29,6 +29,7 @@ from kvmmu.cli.common import (
     EXIT_UNKNOWN,
     EXIT_VACUOUS,
     EXIT_VIOLATION,
+    Parser,
     UsageError,
 )
 
@@ -81,7 +82,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="kvmmu",
         description=(
             "Formal specification (Z3) and executable model of the KVM x86 MMU obsolete-root "
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kvmmu`` script: never a traceback for bad input."""
-    from kvmmu.yamlio import InputError
+    from kvmmu.yamlio import InputError, printable
 
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -111,12 +112,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # its options are its own: argparse's REMAINDER would not pass a leading --option on
         args = argparse.Namespace(command="parametric", rest=argv[1:])
     else:
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, or a usage error that argparse has printed
+            return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     handler = COMMANDS[args.command]
     try:
         return handler(args)
     except (UsageError, InputError) as err:
-        print(f"kvmmu: {err}", file=sys.stderr)
+        print(f"kvmmu: {printable(str(err))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         # the reader went away (``kvmmu ... | head``): exit as a process killed by SIGPIPE does
@@ -124,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + 13
     except OSError as err:
         # an output or input path that cannot be written or read: bad input, not an engine fault
-        print(f"kvmmu: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        message = f"{err.filename or ''}: {err.strerror or err}"
+        print(f"kvmmu: {printable(message)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("kvmmu: interrupted", file=sys.stderr)
@@ -133,7 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("KVMMU_DEBUG"):
             traceback.print_exc()
         print(
-            f"kvmmu: internal error: {type(err).__name__}: {err} (KVMMU_DEBUG=1 shows more)",
+            f"kvmmu: internal error: {type(err).__name__}: {printable(str(err))} "
+            "(KVMMU_DEBUG=1 shows more)",
             file=sys.stderr,
         )
         return EXIT_UNKNOWN

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from kvmmu.engine import Engine, Replay
 from kvmmu.prover import Verdict
 from kvmmu.vocab import (
     DEFAULT_PRESET,
     INVARIANTS,
+    KNOBS,
+    MAX_BOUND,
     PRESETS,
     Config,
     KnobValue,
@@ -21,6 +24,7 @@ from kvmmu.vocab import (
     config_error,
     make_variant,
     override,
+    timeout_error,
 )
 
 EXIT_OK = 0
@@ -34,12 +38,73 @@ class UsageError(Exception):
     """Bad command-line input: printed as one line, exit status 2."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with the control characters of a bad argument escaped in its message (a
+    command line must not print a forged line on the terminal either)."""
+
+    def error(self, message: str) -> NoReturn:
+        from kvmmu.yamlio import printable
+
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {printable(message)}\n")
+
+
 def parse_knob(text: str) -> tuple[str, KnobValue]:
     if "=" not in text:
         raise UsageError(f"--knob takes KNOB=VALUE, got {text!r}")
     knob, raw = (part.strip() for part in text.split("=", 1))
+    if not raw:
+        values = "|".join(str(v).lower() for v in KNOBS.get(knob, ()))
+        raise UsageError(f"--knob {text}: no value after '='" + (f" ({values})" if values else ""))
     value: KnobValue = {"true": True, "false": False}.get(raw.lower(), raw)
     return knob, value
+
+
+def parse_knobs(texts: Sequence[str]) -> dict[str, KnobValue]:
+    """Every ``--knob KNOB=VALUE``; a knob given twice is an error (which one would win?)."""
+    knobs: dict[str, KnobValue] = {}
+    for text in texts:
+        knob, value = parse_knob(text)
+        if knob in knobs:
+            raise UsageError(f"--knob {knob} is given twice")
+        knobs[knob] = value
+    return knobs
+
+
+# --- numeric options, checked by argparse as they are parsed (exit status 2, usage line) --------
+
+
+def seconds_option(text: str) -> float:
+    """``--timeout``: a finite number of seconds, > 0, at most ``vocab.MAX_TIMEOUT_S``."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    reason = timeout_error(seconds)
+    if reason is not None:
+        raise argparse.ArgumentTypeError(f"{reason} (got {text!r})")
+    return seconds
+
+
+def whole_option(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An option taking a whole number from ``minimum`` to ``maximum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from {minimum} to {maximum}, got {text!r}"
+            )
+        return value
+
+    return parse
+
+
+steps_option = whole_option(1, MAX_BOUND)  # --depth, --max-k, --max-depth
+zappers_option = whole_option(0, 2)
 
 
 def add_problem_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +128,7 @@ def add_problem_arguments(parser: argparse.ArgumentParser) -> None:
         default="special,sp",
         help="root kinds of vcpu0, vcpu1, ...: sp, special, tdp (default special,sp)",
     )
-    group.add_argument("--zappers", type=int, default=1, help="0, 1 or 2 (default 1)")
+    group.add_argument("--zappers", type=zappers_option, default=1, help="0, 1 or 2 (default 1)")
     group.add_argument("--notifier", action="store_true", help="run the mmu notifier actor")
     group.add_argument(
         "--max-zaps",
@@ -81,23 +146,30 @@ def parse_bound(text: str, option: str) -> int | None:
     if text.lower() in ("none", "null", "unbounded"):
         return None
     try:
-        return int(text)
+        bound = int(text)
     except ValueError:
-        raise UsageError(f"{option} takes a whole number or 'none', got {text!r}") from None
+        bound = -1
+    if not 0 <= bound <= MAX_BOUND:
+        raise UsageError(
+            f"{option} takes a whole number from 0 to {MAX_BOUND} or 'none', got {text!r}"
+        )
+    return bound
 
 
 def problem_from_args(args: argparse.Namespace) -> Problem:
     """Build the Problem that the options describe; UsageError or InputError when they are bad."""
-    overrides = dict(parse_knob(k) for k in args.knob)
+    overrides = parse_knobs(args.knob)
     try:
-        if args.variant:
-            if args.preset:
+        if args.variant is not None:
+            if args.preset is not None:
                 raise UsageError("give --preset or --variant, not both")
             from kvmmu.yamlio import load_variant_file
 
-            variant = override(load_variant_file(Path(args.variant)), overrides)
+            variant = override(load_variant_file(args.variant), overrides)
         else:
-            variant = make_variant(args.preset or DEFAULT_PRESET, overrides)
+            variant = make_variant(
+                DEFAULT_PRESET if args.preset is None else args.preset, overrides
+            )
     except ValueError as err:
         raise UsageError(str(err)) from None
     config = Config(
@@ -158,26 +230,30 @@ def show_trace(
     return replay
 
 
-def emit_cases(
+def emitted_cases(
     base: Path, engine: Engine, problem: Problem, traces: Mapping[str, Sequence[Step]], how: str
-) -> None:
-    from kvmmu.emit import case_document, write_case
+) -> dict[Path, str]:
+    """Each counterexample as the text of a conformance case (``--emit-case``): path -> text."""
+    from kvmmu.emit import case_document, case_text
 
+    files: dict[Path, str] = {}
     for invariant, trace in traces.items():
         path = base if len(traces) == 1 else base.with_name(f"{base.stem}-{invariant}.yaml")
         replay = engine.replay(problem.variant, problem.config, trace)
         description = f"Counterexample to {invariant} under {problem.variant.name}, found by {how}."
-        write_case(path, case_document(problem, trace, replay, description))
-        print(f"wrote {path}", file=sys.stderr)  # stderr: stdout may be --json
+        files[path] = case_text(case_document(problem, trace, replay, description))
+    return files
 
 
-def write_itf(
+def itf_traces(
     base: Path, engine: Engine, problem: Problem, traces: Mapping[str, Sequence[Step]], how: str
-) -> None:
-    """Write each counterexample as an ITF trace (``kvmmu.itf``), replayed on ``engine``."""
-    from kvmmu.itf import itf_path, trace_document, write
+) -> dict[Path, str]:
+    """Each counterexample as an ITF trace (``kvmmu.itf``, ``--itf``), replayed on ``engine``:
+    path -> text."""
+    from kvmmu.itf import itf_path, itf_text, trace_document
     from kvmmu.render import replay_states
 
+    files: dict[Path, str] = {}
     for invariant, trace in traces.items():
         path = itf_path(base, invariant, len(traces) > 1)
         replay, states = replay_states(engine, problem, trace)
@@ -191,8 +267,30 @@ def write_itf(
             source=f"kvmmu ({engine.name} engine)",
             description=description,
         )
-        write(path, document)
-        print(f"wrote {path}", file=sys.stderr)  # stderr: stdout may be --json
+        files[path] = itf_text(document)
+    return files
+
+
+def output_paths(args: argparse.Namespace, *options: str) -> dict[str, Path]:
+    """The output paths given to ``options`` (``--json-out``...), checked before any work
+    starts (:func:`kvmmu.outputs.check_output_paths`): option -> path, for those given."""
+    from kvmmu.outputs import OutputPathError, check_output_paths
+
+    given = [(option, getattr(args, option[2:].replace("-", "_"))) for option in options]
+    try:
+        return check_output_paths(given)
+    except OutputPathError as err:
+        raise UsageError(str(err)) from None
+
+
+def write_outputs(files: Mapping[Path, str]) -> None:
+    """Write the outputs of a run that got to its end, all together (:mod:`kvmmu.outputs`),
+    and say so on stderr (stdout may be --json)."""
+    from kvmmu.outputs import write_atomically
+
+    write_atomically(files)
+    for path in files:
+        print(f"wrote {path}", file=sys.stderr)
 
 
 def config_text(config: Config) -> str:

@@ -10,6 +10,8 @@ from kvmmu.cli.common import (
     EXIT_VIOLATION,
     UsageError,
     print_json,
+    steps_option,
+    whole_option,
 )
 from kvmmu.vocab import (
     PRESETS,
@@ -21,11 +23,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from kvmmu.differential import sweep
     from kvmmu.render import table
 
-    if not 1 <= args.max_vcpus <= 3:
-        raise UsageError("--max-vcpus must be 1, 2 or 3")
-    if args.depth < 1:
-        raise UsageError("--depth must be at least 1")
-    presets = args.preset_list.split(",") if args.preset_list else list(PRESETS)
+    presets = list(PRESETS) if args.preset_list is None else args.preset_list.split(",")
     for preset in presets:
         if preset not in PRESETS:
             raise UsageError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
@@ -93,8 +91,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "exhaustive search to the same depth, and replay each engine's counterexample on the "
         "other (a heartbeat on stderr when it is a terminal).",
     )
-    diff.add_argument("--max-vcpus", type=int, default=2, help="1 to 3 (default 2)")
-    diff.add_argument("--depth", type=int, default=16, help="bound in steps (default 16)")
+    diff.add_argument("--max-vcpus", type=whole_option(1, 3), default=2, help="1 to 3 (default 2)")
+    diff.add_argument("--depth", type=steps_option, default=16, help="bound in steps (default 16)")
     diff.add_argument(
         "--presets", dest="preset_list", metavar="P1,P2", help="presets to compare (default all)"
     )

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kvmmu.cli.common import (
     UsageError,
     add_invariant_argument,
     chosen_invariants,
+    output_paths,
     parse_bound,
-    parse_knob,
+    parse_knobs,
     print_json,
+    seconds_option,
+    steps_option,
+    whole_option,
+    write_outputs,
+    zappers_option,
 )
 from kvmmu.vocab import (
     DEFAULT_PRESET,
@@ -77,10 +82,10 @@ def _sweep_from_args(args: argparse.Namespace) -> Sweep:
         bases += [make_variant(name) for name in args.preset]
     except ValueError as err:
         raise UsageError(str(err)) from None
-    bases += [load_variant_file(Path(path)) for path in args.variant]
+    bases += [load_variant_file(path) for path in args.variant]
     if not bases:
         bases = [make_variant(DEFAULT_PRESET)]
-    knobs = dict(parse_knob(k) for k in args.knob)
+    knobs = parse_knobs(args.knob)
     vary = [_parse_vary(text) for text in args.vary]
     configs = []
     for vcpus in args.vcpus or ["special,sp"]:
@@ -88,8 +93,8 @@ def _sweep_from_args(args: argparse.Namespace) -> Sweep:
             vcpus=tuple(k.strip() for k in vcpus.split(",") if k.strip()),
             zappers=1 if args.zappers is None else args.zappers,
             notifier=args.notifier,
-            max_zaps=parse_bound(args.max_zaps or "2", "--max-zaps"),
-            max_invalidations=parse_bound(args.max_invalidations or "1", "--max-invalidations"),
+            max_zaps=parse_bound(_or(args.max_zaps, "2"), "--max-zaps"),
+            max_invalidations=parse_bound(_or(args.max_invalidations, "1"), "--max-invalidations"),
         )
         reason = config_error(config)
         if reason:
@@ -101,8 +106,6 @@ def _sweep_from_args(args: argparse.Namespace) -> Sweep:
     if engine == "bmc" and args.max_k is not None:
         raise UsageError("--max-k is the bound of --engine kind; BMC takes --depth")
     bound = args.depth if engine == "bmc" else args.max_k
-    if args.timeout is not None and args.timeout <= 0:
-        raise UsageError("--timeout must be a positive number of seconds")
     try:
         variants = expand_variants(bases, knobs, vary)
         return make_sweep(
@@ -117,21 +120,32 @@ def _sweep_from_args(args: argparse.Namespace) -> Sweep:
         raise UsageError(str(err)) from None
 
 
+def _or(value: str | None, default: str) -> str:
+    """``value``, or ``default`` when the option was not given (an empty value was given)."""
+    return default if value is None else value
+
+
+def _given(value: object) -> bool:
+    """Whether an option was given: ``--zappers 0`` and ``--variant ''`` were."""
+    return value is not None and value is not False and value != []
+
+
 def cmd_explore(args: argparse.Namespace) -> int:
     """Sweep variants, configurations and invariants; print the verdict matrix."""
     from kvmmu import explore
 
-    if args.sweep:
-        given = [opt for name, opt in _EXPLORE_PROBLEM_OPTIONS if getattr(args, name)]
+    outputs = output_paths(args, "--html")
+    if args.sweep is not None:
+        given = [opt for name, opt in _EXPLORE_PROBLEM_OPTIONS if _given(getattr(args, name))]
         if given:
             raise UsageError(f"--sweep fixes what to explore: drop {', '.join(given)}")
-        sweep = explore.load_sweep(Path(args.sweep))
+        sweep = explore.load_sweep(args.sweep)
     else:
         sweep = _sweep_from_args(args)
     if args.json and args.format != "text":
         raise UsageError("give --json or --format, not both")
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
+    if args.dask == "":
+        raise UsageError("--dask: an empty address")
     if args.jobs is not None and args.dask:
         raise UsageError("--jobs runs the cells here, --dask on a cluster: give one")
     progress = explore.ProgressBar() if args.progress or sys.stderr.isatty() else None
@@ -140,7 +154,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
             sweep,
             jobs=args.jobs,
             dask_address=args.dask,
-            replay=bool(args.html),
+            replay="--html" in outputs,
             progress=progress,
         )
     except ValueError as err:
@@ -151,13 +165,10 @@ def cmd_explore(args: argparse.Namespace) -> int:
         print(explore.matrix_markdown(result), end="")
     else:
         print(explore.matrix_text(result))
-    if args.html:
+    if "--html" in outputs:
         from kvmmu.report import html_report
 
-        path = Path(args.html)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(html_report(result), encoding="utf-8")
-        print(f"wrote {path}", file=sys.stderr)
+        write_outputs({outputs["--html"]: html_report(result)})
     return result.exit_status
 
 
@@ -212,7 +223,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="root kinds of vcpu0, vcpu1, ... (repeatable: one configuration each; "
         "default special,sp)",
     )
-    group.add_argument("--zappers", type=int, default=None, help="0, 1 or 2 (default 1)")
+    group.add_argument("--zappers", type=zappers_option, default=None, help="0, 1 or 2 (default 1)")
     group.add_argument("--notifier", action="store_true", help="run the mmu notifier actor")
     group.add_argument("--max-zaps", default=None, help="zaps per zapper or 'none' (default 2)")
     group.add_argument(
@@ -226,16 +237,22 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=None,
         help="kind: k-induction (default); bmc: bounded model checking",
     )
-    group.add_argument("--depth", type=int, default=None, help="BMC bound (default 20)")
+    group.add_argument("--depth", type=steps_option, default=None, help="BMC bound (default 20)")
     group.add_argument(
-        "--max-k", type=int, default=None, help="largest k for k-induction (default 30)"
+        "--max-k", type=steps_option, default=None, help="largest k for k-induction (default 30)"
     )
     group.add_argument(
-        "--timeout", type=float, default=None, help="seconds per cell before 'unknown' (300)"
+        "--timeout",
+        type=seconds_option,
+        default=None,
+        help="seconds per cell before 'unknown' (300)",
     )
     group = explore.add_argument_group("running and output")
     group.add_argument(
-        "--jobs", type=int, default=None, help="cells in parallel (default: every core)"
+        "--jobs",
+        type=whole_option(1, 1024),
+        default=None,
+        help="cells in parallel (default: every core)",
     )
     group.add_argument(
         "--dask",

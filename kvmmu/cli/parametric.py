@@ -11,7 +11,7 @@ from kvmmu.cli.common import (
     EXIT_BAD_INPUT,
     config_text,
     lemmas_text,
-    parse_knob,
+    parse_knobs,
     print_json,
     show_trace,
     summary_line,
@@ -22,9 +22,11 @@ from kvmmu.vocab import (
     Config,
     Problem,
     Variant,
+    bound_error,
     config_error,
     make_variant,
     override,
+    timeout_error,
 )
 
 if TYPE_CHECKING:  # the module imports Z3: only when the command runs
@@ -96,7 +98,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "kvmmu parametric") -> i
         return EXIT_BAD_INPUT if exc.code else 0
     try:
         variant = make_variant(args.preset)
-        variant = override(variant, dict(parse_knob(k) for k in args.knob))
+        variant = override(variant, parse_knobs(args.knob))
         invariants = list(args.invariant) or list(MAIN_INVARIANTS)
         for name in invariants:
             if name not in INVARIANTS:
@@ -106,8 +108,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "kvmmu parametric") -> i
         reason = config_error(config)
         if reason:
             raise ValueError(reason)
-        if args.max_k < 1 or args.timeout <= 0 or args.cross_check < 0:
-            raise ValueError("--max-k must be >= 1, --timeout > 0, --cross-check >= 0")
+        for option, problem in (
+            ("--max-k", bound_error(args.max_k)),
+            ("--timeout", timeout_error(args.timeout)),
+            ("--cross-check", bound_error(args.cross_check, minimum=0)),
+        ):
+            if problem is not None:
+                raise ValueError(f"{option}: {problem}")
     except Exception as exc:  # ValueError, or the CLI's UsageError for a bad --knob
         print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

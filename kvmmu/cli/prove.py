@@ -16,14 +16,18 @@ from kvmmu.cli.common import (
     chosen_invariants,
     config_text,
     cover_text,
-    emit_cases,
+    emitted_cases,
+    itf_traces,
+    output_paths,
     print_json,
     problem_from_args,
     problem_json,
+    seconds_option,
     show_trace,
+    steps_option,
     summary_line,
     verdict_text,
-    write_itf,
+    write_outputs,
 )
 
 if TYPE_CHECKING:
@@ -58,6 +62,7 @@ def cmd_prove(args: argparse.Namespace) -> int:
     from kvmmu.prover import worst_status
     from spec import SpecEngine
 
+    outputs = output_paths(args, "--emit-case", "--itf")
     problem = problem_from_args(args)
     invariants = chosen_invariants(args)
     bound = _bound(args)
@@ -84,12 +89,13 @@ def cmd_prove(args: argparse.Namespace) -> int:
     elif len(verdicts) > 1:
         print(f"\n{summary_line([v.verdict for v in verdicts], status)}")
     traces = {v.invariant: v.trace for v in verdicts if v.verdict == "violated"}
-    if args.emit_case and traces:
-        how = f"kvmmu prove ({args.engine}, bound {bound})"
-        emit_cases(Path(args.emit_case), SpecEngine(), problem, traces, how)
-    if args.itf and traces:
-        how = f"kvmmu prove ({args.engine}, bound {bound})"
-        write_itf(Path(args.itf), SpecEngine(), problem, traces, how)
+    how = f"kvmmu prove ({args.engine}, bound {bound})"
+    files: dict[Path, str] = {}
+    if "--emit-case" in outputs and traces:
+        files |= emitted_cases(outputs["--emit-case"], SpecEngine(), problem, traces, how)
+    if "--itf" in outputs and traces:
+        files |= itf_traces(outputs["--itf"], SpecEngine(), problem, traces, how)
+    write_outputs(files)
     return status
 
 
@@ -144,7 +150,7 @@ def _prove_obligations(args: argparse.Namespace) -> int:
 
     # obligation files fix everything about a run: an option given beside them would be ignored
     problem_options = ("preset", "variant", "knob", "invariant", "emit_case", "itf", "verbose")
-    fixed = [name for name in problem_options if getattr(args, name, None)]
+    fixed = [name for name in problem_options if getattr(args, name, None) not in (None, [], False)]
     defaults = _defaults()
     changed = [
         name
@@ -166,6 +172,7 @@ def _prove_obligations(args: argparse.Namespace) -> int:
         raise UsageError(
             f"obligation files fix the variant, configuration and engine: drop {shown}"
         )
+    outputs = output_paths(args, "--json-out", "--junit")
     try:
         obligations = load_manifest(args.paths, manifest_rule=not args.no_manifest_rule)
     except FileNotFoundError as err:
@@ -207,10 +214,12 @@ def _prove_obligations(args: argparse.Namespace) -> int:
         header = ["obligation", "invariant", "engine", "expect", "verdict", "seconds", "result"]
         print(table(header, rows))
         print(f"{len(outcomes)} obligations: {report['passed']} as expected, {len(failed)} not")
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    if args.junit:
-        Path(args.junit).write_text(junit_xml(outcomes) + "\n", encoding="utf-8")
+    files: dict[Path, str] = {}
+    if "--json-out" in outputs:
+        files[outputs["--json-out"]] = json.dumps(report, indent=2) + "\n"
+    if "--junit" in outputs:
+        files[outputs["--junit"]] = junit_xml(outcomes) + "\n"
+    write_outputs(files)
     return status
 
 
@@ -249,20 +258,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     prove.add_argument(
         "--depth",
-        type=int,
+        type=steps_option,
         default=None,
         help=f"--engine bmc: the bound in steps (default {DEFAULT_DEPTH})",
     )
     prove.add_argument(
         "--max-k",
-        type=int,
+        type=steps_option,
         default=None,
         help=f"--engine kind: the largest k (default {DEFAULT_MAX_K}; the base case and the "
         f"covers run to max(k, {DEFAULT_DEPTH}) steps)",
     )
     prove.add_argument(
         "--timeout",
-        type=float,
+        type=seconds_option,
         default=300.0,
         help="seconds per invariant before 'unknown' (default 300)",
     )

@@ -14,14 +14,17 @@ from kvmmu.cli.common import (
     add_problem_arguments,
     chosen_invariants,
     config_text,
-    emit_cases,
+    emitted_cases,
+    itf_traces,
+    output_paths,
     print_json,
     problem_from_args,
     problem_json,
     show_trace,
+    steps_option,
     summary_line,
     trace_json,
-    write_itf,
+    write_outputs,
 )
 from kvmmu.vocab import (
     Knobs,
@@ -39,6 +42,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise UsageError("--max-depth must be at least 1")
     from kvmmu.progress import Heartbeat
 
+    outputs = output_paths(args, "--emit-case", "--itf")
     try:
         with Heartbeat("search", unit="states") as beat:
             depth = [0]
@@ -103,12 +107,15 @@ def cmd_search(args: argparse.Namespace) -> int:
                 show_trace(engine, problem, trace, (inv,))
         if len(invariants) > 1:
             print(f"\n{summary_line(list(verdicts.values()), status)}")
-    if args.emit_case and result.violations:
-        how = "kvmmu search (exhaustive, impl)"
-        emit_cases(Path(args.emit_case), ImplEngine(), problem, result.violations, how)
-    if args.itf and result.violations:
-        how = "kvmmu search (exhaustive, impl)"
-        write_itf(Path(args.itf), ImplEngine(), problem, result.violations, how)
+    how = "kvmmu search (exhaustive, impl)"
+    files: dict[Path, str] = {}
+    if "--emit-case" in outputs and result.violations:
+        files |= emitted_cases(
+            outputs["--emit-case"], ImplEngine(), problem, result.violations, how
+        )
+    if "--itf" in outputs and result.violations:
+        files |= itf_traces(outputs["--itf"], ImplEngine(), problem, result.violations, how)
+    write_outputs(files)
     return status
 
 
@@ -124,7 +131,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_invariant_argument(search)
     search.add_argument(
         "--max-depth",
-        type=int,
+        type=steps_option,
         default=None,
         help="stop at this many steps (default: all reachable states)",
     )

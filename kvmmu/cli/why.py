@@ -9,6 +9,8 @@ from kvmmu.cli.common import (
     add_problem_arguments,
     print_json,
     problem_from_args,
+    seconds_option,
+    steps_option,
 )
 from kvmmu.vocab import (
     INVARIANTS,
@@ -25,10 +27,6 @@ def cmd_why(args: argparse.Namespace) -> int:
     problem = problem_from_args(args)
     if args.invariant not in INVARIANTS:
         raise UsageError(f"unknown invariant {args.invariant!r} (known: {', '.join(INVARIANTS)})")
-    if args.depth < 1:
-        raise UsageError("--depth must be at least 1")
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be a positive number of seconds")
     result = analyse(problem.variant, problem.config, args.invariant, args.depth, args.timeout)
     if args.json:
         print_json(report_json(result))
@@ -53,8 +51,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     why.add_argument(
         "--invariant", required=True, metavar="NAME", help=f"one of {', '.join(INVARIANTS)}"
     )
-    why.add_argument("--depth", type=int, default=20, help="BMC bound in steps (default 20)")
     why.add_argument(
-        "--timeout", type=float, default=300.0, help="seconds before 'unknown' (default 300)"
+        "--depth", type=steps_option, default=20, help="BMC bound in steps (default 20)"
+    )
+    why.add_argument(
+        "--timeout",
+        type=seconds_option,
+        default=300.0,
+        help="seconds before 'unknown' (default 300)",
     )
     why.add_argument("--json", action="store_true", help="print one JSON object")

@@ -99,9 +99,8 @@ class Case:
 
 def load_case(path: Path | str) -> Case:
     """Load and check one case file; raises :class:`InputError`."""
-    path = Path(path)
-    doc = load_yaml(path)
-    return parse_case(doc, path)
+    doc = load_yaml(path)  # before Path(): Path("") would be the working directory
+    return parse_case(doc, Path(path))
 
 
 def parse_case(doc: Document, path: Path) -> Case:

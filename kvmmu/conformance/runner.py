@@ -13,7 +13,7 @@ from pathlib import Path
 from kvmmu.conformance.case import load_case
 from kvmmu.conformance.check import CaseResult, check_case
 from kvmmu.engine import Engine, Progress
-from kvmmu.yamlio import InputError, find_yaml_files
+from kvmmu.yamlio import DOCUMENT, InputError, find_yaml_files
 
 # Engine name -> (module, class). Imported lazily: the spec pulls in Z3.
 ENGINES: dict[str, tuple[str, str]] = {
@@ -41,14 +41,24 @@ def run_cases(
 ) -> list[CaseResult]:
     """Every case under ``paths`` on every engine, in order. A case that does not load gives
     one result with engine ``(load)`` and the error; an engine that raises gives a result with
-    the exception as error, so that one broken case does not hide the others. ``progress``
+    the exception as error, so that one broken case does not hide the others. A case id (its
+    file name) used again in another topic is a load error of the later file. ``progress``
     hears ``("cases", n)`` after each case."""
     results: list[CaseResult] = []
+    first: dict[str, Path] = {}  # case id -> the file that first used it
     for done, path in enumerate(discover(paths)):
         if progress is not None:
             progress("cases", done)  # the cases finished before this one
         try:
             case = load_case(path)
+            if case.id in first:  # FORMAT.md: ids are unique across topics
+                raise InputError(
+                    str(path),
+                    1,
+                    DOCUMENT,
+                    f"duplicate case id {case.id!r} (first: {first[case.id]})",
+                )
+            first[case.id] = path
         except InputError as exc:
             results.append(CaseResult(path.stem, path, LOAD, error=str(exc)))
             continue
