@@ -5,7 +5,8 @@ rule, an invariant's definition, a knob's effect), written as a textual patch: `
 occur exactly once in its file. Each is applied *alone* to a temporary copy of the tree, and the
 project's own checks run on that copy, as a user runs them:
 
-1. ``kvmmu conform`` (every conformance case, on both engines),
+1. ``kvmmu conform`` (every conformance case, on the engine the mutant changes: the other
+   engine's results are the baseline's),
 2. ``kvmmu prove proofs/ --class small`` (the proof obligations of the test suite's class),
 3. ``kvmmu diff`` (the presets), then ``kvmmu diff --knobs all --max-vcpus 1`` (every knob
    value, one knob at a time from each preset).
@@ -13,9 +14,12 @@ project's own checks run on that copy, as a user runs them:
 A check *catches* a mutant when it fails (any exit status but 0). By default the checks of a
 mutant stop at the first that catches it (``--all-checks`` runs them all, to see which checks
 catch what). A mutant marked *equivalent* changes no behaviour that any check can observe (the
-reason is given); it is run too, and reported as a contradiction if some check catches it.
+reason is given beside it); it is listed, and run only with ``--run-equivalent`` (reported as a
+contradiction if some check catches it).
 
-The unmutated copy is checked first: if it fails, nothing is scored. The score is the number of
+A catch counts only if the unmutated tree passes the same check: each check runs once on the
+unmutated copy the first time a mutant reaches it (so the long knob sweep runs only if some
+mutant gets that far), and a failing baseline stops the run. The score is the number of
 non-equivalent mutants caught; the command exits 0 when every one is caught, 1 when some
 survive, 2 on bad arguments or a failing baseline. ``--json FILE`` writes every result.
 """
@@ -29,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -992,8 +997,14 @@ def _run_check(check: Check, tree: Path, side: str | None) -> tuple[int, str, st
     return done.returncode, done.stdout, done.stderr
 
 
-def run_one(mutant: Mutant | None, checks: Sequence[Check], all_checks: bool) -> Outcome:
-    """Apply ``mutant`` (None: the baseline) to a fresh copy and run the checks on it."""
+def run_one(
+    mutant: Mutant | None,
+    checks: Sequence[Check],
+    all_checks: bool,
+    baseline: Baseline | None = None,
+) -> Outcome:
+    """Apply ``mutant`` (None: the baseline) to a fresh copy and run the checks on it; with
+    ``baseline``, each check runs only once the unmutated tree is known to pass it."""
     start = time.monotonic()
     outcome = Outcome(
         "(baseline)" if mutant is None else mutant.name,
@@ -1010,6 +1021,8 @@ def run_one(mutant: Mutant | None, checks: Sequence[Check], all_checks: bool) ->
                 outcome.error = str(bad)
                 return outcome
         for check in checks:
+            if baseline is not None:
+                baseline.require(check)
             side = None if mutant is None else mutant.path.split("/", 1)[0]
             status, stdout, stderr = _run_check(check, tree, side)
             outcome.ran.append(check.name)
@@ -1022,6 +1035,34 @@ def run_one(mutant: Mutant | None, checks: Sequence[Check], all_checks: bool) ->
     return outcome
 
 
+class BaselineFailure(Exception):
+    """The unmutated tree fails one of its own checks: no catch by that check means anything."""
+
+
+class Baseline:
+    """The unmutated tree's verdict on each check, computed the first time a mutant needs it
+    (a check no mutant reaches, e.g. the long knob sweep when conform catches everything, is
+    never run). Thread-safe: the mutants run in parallel."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done: dict[str, Outcome] = {}
+
+    def require(self, check: Check) -> None:
+        """Return once the unmutated tree passes ``check``; BaselineFailure if it does not."""
+        with self._lock:
+            if check.name not in self._done:
+                self._done[check.name] = run_one(None, [check], all_checks=True)
+                seconds = self._done[check.name].seconds
+                print(f"baseline: {check.name} ({seconds:.0f} s)", flush=True)
+            outcome = self._done[check.name]
+        if outcome.caught:
+            raise BaselineFailure(f"{check.name}: {outcome.details[check.name]}")
+
+    def seconds(self) -> dict[str, float]:
+        return {name: round(o.seconds, 1) for name, o in self._done.items()}
+
+
 def _report(outcomes: Sequence[Outcome]) -> tuple[str, int, int]:
     """The text report and (caught, non-equivalent) counts."""
     lines = []
@@ -1030,6 +1071,8 @@ def _report(outcomes: Sequence[Outcome]) -> tuple[str, int, int]:
     for o in outcomes:
         if o.error:
             status = f"PATCH FAILED: {o.error}"
+        elif o.equivalent and not o.ran:
+            status = "equivalent (not run)"
         elif o.equivalent:
             status = (
                 "equivalent, survives"
@@ -1087,6 +1130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         + ", ".join(c.name for c in CHECKS)
         + "); a mutant that survives a shorter list is not scored as a survivor of the full run",
     )
+    parser.add_argument(
+        "--run-equivalent",
+        action="store_true",
+        help="run the mutants marked equivalent too (default: listed with the reason, not run)",
+    )
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--json", metavar="FILE", help="write every result as JSON")
     args = parser.parse_args(argv)
@@ -1113,21 +1161,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(chosen)} mutants")
         return 0
     start = time.monotonic()
-    baseline = run_one(None, checks, all_checks=True)
-    if baseline.caught:
-        print("the unmutated tree fails its own checks; nothing scored:", file=sys.stderr)
-        for check, text in baseline.details.items():
-            print(f"  {check}: {text}", file=sys.stderr)
+    baseline = Baseline()
+    to_run = [m for m in chosen if args.run_equivalent or not m.equivalent]
+    outcomes = [Outcome(m.name, m.what, m.equivalent) for m in chosen if m not in to_run]
+    try:
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [pool.submit(run_one, m, checks, args.all_checks, baseline) for m in to_run]
+            for n, future in enumerate(as_completed(futures), 1):
+                done = future.result()
+                outcomes.append(done)
+                shown = ", ".join(done.caught_by) or "nothing"
+                print(f"[{n}/{len(to_run)}] {done.name}: caught by {shown}", flush=True)
+    except BaselineFailure as err:
+        print(f"the unmutated tree fails its own check, nothing scored: {err}", file=sys.stderr)
         return 2
-    print(f"baseline: every check passes ({baseline.seconds:.0f} s)", flush=True)
-    outcomes: list[Outcome] = []
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_one, m, checks, args.all_checks) for m in chosen]
-        for n, future in enumerate(as_completed(futures), 1):
-            done = future.result()
-            outcomes.append(done)
-            shown = ", ".join(done.caught_by) or "nothing"
-            print(f"[{n}/{len(chosen)}] {done.name}: caught by {shown}", flush=True)
     order = {m.name: i for i, m in enumerate(chosen)}
     outcomes.sort(key=lambda o: order[o.name])
     text, caught, real = _report(outcomes)
@@ -1140,7 +1187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "mutants": [asdict(o) for o in outcomes],
                     "caught": caught,
                     "non_equivalent": real,
-                    "baseline_seconds": round(baseline.seconds, 1),
+                    "baseline_seconds": baseline.seconds(),
                 },
                 indent=2,
             )
