@@ -5,6 +5,10 @@ For every invariant both must agree on the verdict (violated within the bound, o
 length of a shortest counterexample. The traces themselves may differ (several shortest ones can
 exist), so each engine's trace is also replayed on the *other* engine, which must see the same
 violation at the same step.
+
+Two sweeps: the presets on mixed configurations (:func:`sweep`), and every knob value, one knob
+changed at a time from each preset (:func:`knob_sweep`), on configurations chosen so that every
+knob can change some verdict or counterexample (:func:`knob_configurations`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,17 @@ from dataclasses import dataclass
 
 from impl import ImplEngine, explore
 from kvmmu.engine import Progress
-from kvmmu.vocab import INVARIANTS, PRESETS, Config, Problem, Step, make_variant
+from kvmmu.vocab import (
+    INVARIANTS,
+    KNOBS,
+    PRESETS,
+    Config,
+    KnobValue,
+    Problem,
+    Step,
+    Variant,
+    make_variant,
+)
 from spec import SpecEngine, bmc
 
 
@@ -107,4 +121,49 @@ def sweep(
             done += 1
             if progress is not None:
                 progress("problems", done)
+    return out
+
+
+def one_knob_variants(presets: Sequence[str] = tuple(PRESETS)) -> list[Variant]:
+    """Each preset, then each preset with one knob set to each of its other values; a variant
+    that another one already gives (same knob values: ``paolo`` with the request tested is
+    ``v5.16``) comes once, under the first name."""
+    seen: dict[tuple[tuple[str, KnobValue], ...], Variant] = {}
+    for preset in presets:
+        base = make_variant(preset)
+        changed = [
+            make_variant(preset, {knob: value})
+            for knob, values in KNOBS.items()
+            for value in values
+            if value != base[knob]
+        ]
+        for variant in (base, *changed):
+            seen.setdefault(tuple(sorted(variant.knobs.items())), variant)
+    return list(seen.values())
+
+
+def knob_configurations(max_vcpus: int = 2, notifier: bool = True) -> list[Config]:
+    """Configurations on which every knob is observable: each root kind alone (the stale
+    check's parts, ``special_roots_have_sp``, ``request``, the zap program, one zapper doing two
+    zaps for the generation), and with ``max_vcpus`` >= 2 a special root beside an sp root
+    (``stale_check.*`` on both kinds at once) and two sp vCPUs with two zappers (``fault_lock``:
+    readers share the lock; ``zap.serialized``; ``generation``: two zappers flip it back)."""
+    out = [
+        Config(vcpus=(kind,), notifier=notifier, max_zaps=2) for kind in ("sp", "special", "tdp")
+    ]
+    if max_vcpus >= 2:
+        out.append(Config(vcpus=("special", "sp"), notifier=notifier, max_zaps=1))
+        out.append(Config(vcpus=("sp", "sp"), zappers=2, notifier=False, max_zaps=1))
+    return out
+
+
+def knob_sweep(
+    max_vcpus: int, depth: int, presets: Sequence[str] = tuple(PRESETS), notifier: bool = True
+) -> list[Comparison]:
+    """Every variant of :func:`one_knob_variants` on every configuration of
+    :func:`knob_configurations`."""
+    out: list[Comparison] = []
+    for variant in one_knob_variants(presets):
+        for config in knob_configurations(max_vcpus, notifier):
+            out += compare(Problem(variant, config), depth)
     return out

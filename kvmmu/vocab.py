@@ -418,17 +418,35 @@ def refinement_paths(config: Config) -> tuple[str, ...]:
     return tuple(paths)
 
 
+def has_sp(knobs: Knobs, kind: str) -> bool:
+    """Whether a root of ``kind`` has a shadow page (section 6.2): every kind but ``special``,
+    which has one only with ``special_roots_have_sp`` (Lai Jiangshan's design)."""
+    return kind != "special" or knobs.special_roots_have_sp
+
+
 def required_covers(knobs: Knobs, config: Config) -> frozenset[str]:
     """The cover targets a proof must reach within its bound to be non-vacuous: all of them,
-    except those the configuration or the variant rules out by construction
-    (``docs/protocol.md`` section 6.5). A rule about names, shared by every engine's report."""
+    except those the variant and the configuration rule out by construction, i.e. that no
+    interleaving reaches at any depth (``docs/protocol.md`` section 6.5). Derived from the knobs
+    and the vCPUs' root kinds, never from preset names; a rule about names and data, shared by
+    every engine's report."""
+    sps = [has_sp(knobs, kind) for kind in config.vcpus]
+    zaps = config.zappers > 0 and config.max_zaps != 0
+    # a vCPU without sp under an unguarded obsolete-sp test crashes at every fault.check
+    survives = [sp or knobs.obsolete_sp != "unguarded" for sp in sps]
+    part1 = knobs.obsolete_sp != "none" and any(sps)
+    part2 = knobs.reload_request != "none" and any(
+        not sp and (alive or knobs.request_before_lock)
+        for sp, alive in zip(sps, survives, strict=True)
+    )
     required = set(COVER_TARGETS)
-    if not (config.notifier and knobs.mmu_notifier and config.max_invalidations != 0):
-        required.discard("retry.notifier")
-    if knobs.obsolete_sp == "none" and knobs.reload_request == "none":
+    if not zaps:
+        required -= {"zap.zap_obsolete", "enter.after_reload"}
+    if not (zaps and (part1 or part2)):
         required.discard("retry.obsolete")
-    if not config.zappers or config.max_zaps == 0:
-        required -= {"zap.zap_obsolete", "enter.after_reload", "retry.obsolete"}
+    notifier = config.notifier and config.max_invalidations != 0 and knobs.mmu_notifier
+    if not (notifier and any(survives)):
+        required.discard("retry.notifier")
     return frozenset(required)
 
 

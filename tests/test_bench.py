@@ -34,3 +34,26 @@ def test_quick_bench_writes_a_table(tmp_path: Path) -> None:
     assert raw["quick"] is True
     assert all(run["status"] == "ok" for run in raw["runs"]), raw["runs"]
     assert any(run["group"] == "symmetry" and run["result"]["states"] for run in raw["runs"])
+
+
+def test_every_mutant_applies_to_this_tree() -> None:
+    # the mutation run (python -m bench.mutants) patches text: keep its list in step with the code
+    from bench.mutants import MUTANTS, verify
+
+    assert verify() == []
+    assert len([m for m in MUTANTS if not m.equivalent]) >= 40
+    assert {m.path.split("/", 1)[0] for m in MUTANTS} == {"spec", "impl"}
+    assert all(m.equivalent.strip() or m.what for m in MUTANTS)
+
+
+def test_a_mutant_is_caught_where_the_tree_is_not() -> None:
+    # the item-9 mutant against the case that pins it: the baseline passes, the mutant fails
+    from bench.mutants import MUTANTS, Check, run_one
+
+    case = "conformance/cases/knobs/reload_request_check_sp_keeps_bit.yaml"
+    check = Check("conform", ("conform", case, "--json"))
+    mutant = next(m for m in MUTANTS if m.name == "impl.check.clears_bit_on_every_check")
+    assert not run_one(None, [check], all_checks=False).caught
+    outcome = run_one(mutant, [check], all_checks=False)
+    assert outcome.caught_by == ["conform"]
+    assert "reload_request_check_sp_keeps_bit" in outcome.details["conform"]
