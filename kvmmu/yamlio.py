@@ -189,6 +189,7 @@ class _GateLoader(yaml.reader.Reader, Scanner, Parser, Composer, BaseResolver):
             )
         tag = getattr(event, "tag", None)
         if tag is not None:
+            tag = str(tag).replace("tag:yaml.org,2002:", "!!")  # as it was written
             raise _Refused(
                 event.start_mark,
                 path,

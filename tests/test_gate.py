@@ -178,6 +178,22 @@ def test_a_bad_variant_file_names_file_and_line(
     assert err.startswith(f"kvmmu: {path}:2: description: ")
 
 
+@pytest.mark.parametrize(
+    "command", [["conform"], ["explore", "--sweep"], ["prove"], ["prove", "--variant"]]
+)
+def test_a_fifo_given_to_any_command_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    fifo = tmp_path / "input.yaml"
+    os.mkfifo(fifo)
+    from kvmmu.cli import main
+
+    status = main([*command, str(fifo)])
+    output = capsys.readouterr()
+    assert status == 2  # conform reports it in its summary, the others on stderr
+    assert f"{fifo}:1: (document): not a regular file (a FIFO)" in output.err + output.out
+
+
 def test_run_refuses_a_fifo_and_a_device(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
