@@ -7,13 +7,13 @@ so it can be mailed or archived as one file. Each violated cell links to its cou
 
 A lane diagram has one column per actor (vCPUs, zappers, notifier) and one row per step, the
 initial state first. A step is drawn in its actor's lane with the kernel function it models
-(``docs/protocol.md`` section 2); left of the lanes the step number and the state after the
-step: who holds ``mmu_lock``, ``mmu_valid_gen``, and each vCPU's mode, request bit and root. On
-the page these columns stay in view while the lanes scroll (3 or more vCPUs are wider than a
-screen). The step that violates the invariant is marked. Pure functions from data to text, no
-protocol logic: the states are the spec's own (replayed by :func:`kvmmu.render.replay_states`);
-only the lock *holder*, which the section 6.7 state paths do not name, is read off the steps
-that take and release the lock.
+(``docs/protocol.md`` section 2); left of the lanes the step number, the step in words, and the
+state after the step: who holds ``mmu_lock``, ``mmu_valid_gen``, and each vCPU's mode, request
+bit and root. On the page these columns stay in view while the lanes scroll (3 or more vCPUs are
+wider than a screen). The step that violates the invariant is marked. Pure functions from data
+to text, no protocol logic: the states are the spec's own (replayed by
+:func:`kvmmu.render.replay_states`); only the lock *holder*, which the section 6.7 state paths
+do not name, is read off the steps that take and release the lock.
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ ROW = 40
 HEAD = 46
 PAD = 8
 W_INDEX = 34
+W_STEP = 190  # the step in words, in the part that stays in view
 W_ACTOR = 220
 W_LOCK = 132
 W_GEN = 44
@@ -184,6 +185,8 @@ def _draw(
     x = PAD
     col_index = x
     x += W_INDEX
+    col_step = x
+    x += W_STEP
     col_lock = x
     x += W_LOCK
     col_gen = x
@@ -235,6 +238,8 @@ def _draw(
         parts.append(
             _text(col_actor[a] + W_ACTOR / 2, hy + 16, f"lane of {_kind(a)}", "k", "middle")
         )
+    parts.append(_text(col_step + 4, hy, "step", "h"))
+    parts.append(_text(col_step + 4, hy + 16, "actor and step", "k"))
     parts.append(_text(col_lock + 4, hy, "mmu_lock", "h"))
     parts.append(_text(col_lock + 4, hy + 16, "holder", "k"))
     parts.append(_text(col_gen + 4, hy, "gen", "h"))
@@ -258,6 +263,10 @@ def _draw(
                 tip = f"{steps[i - 1]} ({fn}): {changes.get(i) or 'no change'}"
             group.append(f"<title>{escape(tip)}</title>")
         group.append(_text(col_index + 4, y + 24, str(i), "dim"))
+        if i > 0:
+            taken = steps[i - 1]
+            group.append(_text(col_step + 4, y + 17, taken.actor, "k"))
+            group.append(_text(col_step + 4, y + 32, taken.name, "s"))
         if i == 0:
             group.append(_text(col_actor[actors[0]] + 8, y + 24, "(initial state)", "dim"))
         else:
