@@ -69,7 +69,9 @@ from spec.variants import (
     make_layout,
 )
 
-LivenessVerdict = Literal["violated", "proved", "holds", "not_proved", "unknown", "error"]
+LivenessVerdict = Literal[
+    "violated", "proved", "vacuous", "holds", "not_proved", "unknown", "error"
+]
 COUNT_BITS = 3  # the counter saturates at K + 1 <= 7: "count <= K" is never trivially true
 
 
@@ -81,7 +83,8 @@ class LivenessResult:
     for ``vcpu``; ``depth`` is the lasso's length. ``proved``: k-liveness proved it for every
     vCPU (``k`` the bound K, ``lemmas`` the liveness lemmas kept). ``holds``: no lasso of at most
     ``depth`` steps (bounded). ``not_proved``: the k-liveness candidates were not inductive and no
-    lasso was found within ``depth`` (not a violation). ``covered``: the property's premise is
+    lasso was found within ``depth`` (not a violation). ``vacuous``: proved, but the premise
+    was not shown reachable. ``covered``: the property's premise is
     reachable (a committed state with the vCPU in guest mode), per vCPU.
     """
 
@@ -404,7 +407,8 @@ def ready(s: State, v: VcpuInfo) -> Expr:
     """``v``'s root is loaded, no request or unload is pending, and ``is_page_fault_stale()``
     (its ``fault.check`` transition) would not call the fault stale with the notifier quiet:
     the check's next position, evaluated as if ``v`` were at ``fault.check`` with no notifier
-    change since its snapshot, is ``fault.map``."""
+    change since its snapshot, is ``fault.map`` (or the a955cad84cda crash, after which ``v``
+    never faults again)."""
     layout = s.layout
     check = transition(s, Step(v.actor, "fault.check"))
     subs = [(s.pc(v), s.pc_val(PC_CHECK)), (s.flag(v, "seq_changed"), s.const(False))]
@@ -415,7 +419,7 @@ def ready(s: State, v: VcpuInfo) -> Expr:
         s.root(v, "loaded"),
         z3.Not(s.flag(v, "request")),
         z3.Not(s.flag(v, "unload_due")),
-        goes_to == s.pc_val(PC_MAP),
+        z3.Or(goes_to == s.pc_val(PC_MAP), goes_to == s.pc_val(PC_CRASHED)),
     )
 
 
@@ -423,7 +427,7 @@ def _fresh_fault(s: State, v: VcpuInfo) -> Expr:
     """In a fault before ``fault.map``, with no notifier change since the snapshot once taken."""
     quiet = z3.Not(s.flag(v, "seq_changed"))
     return z3.Or(
-        s.at(v, PC_SNAPSHOT, PC_MAP),
+        s.at(v, PC_SNAPSHOT, PC_MAP, PC_CRASHED),
         z3.And(s.at(v, PC_FAULTIN, PC_CHECK_REQUEST, PC_LOCK, PC_CHECK), quiet),
     )
 
@@ -606,7 +610,7 @@ def prove_liveness(
     reason = f"k-liveness, K = {max(ks)}: the fault counter after the commit is inductively bounded"
     if not all(covered.values()):
         missing = ", ".join(a for a, ok in covered.items() if not ok)
-        verdict = "holds"
+        verdict = "vacuous"
         reason = (
             f"vacuous: the premise (environment done, {missing} in guest) is not reached "
             f"in {cover_depth} steps"

@@ -24,6 +24,7 @@ from kvmmu.cli.common import (
     verdict_text,
     write_itf,
 )
+from kvmmu.cli.liveness import add_liveness_arguments, cmd_prove_liveness
 
 if TYPE_CHECKING:
     pass
@@ -35,6 +36,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
         raise UsageError("--itf writes the counterexamples of one problem: not with PATHs")
     if args.paths:
         return _prove_obligations(args)
+    if args.property:
+        return cmd_prove_liveness(args)
     from kvmmu.obligations import verdict_json
     from kvmmu.prover import check, worst_status
     from spec import SpecEngine
@@ -76,7 +79,16 @@ def _prove_obligations(args: argparse.Namespace) -> int:
     from kvmmu.render import table
 
     # obligation files fix everything about a run: an option given beside them would be ignored
-    problem_options = ("preset", "variant", "knob", "invariant", "emit_case", "itf")
+    problem_options = (
+        "preset",
+        "variant",
+        "knob",
+        "invariant",
+        "emit_case",
+        "itf",
+        "property",
+        "no_fairness",
+    )
     fixed = [name for name in problem_options if getattr(args, name, None)]
     defaults = _defaults()
     changed = [
@@ -91,6 +103,7 @@ def _prove_obligations(args: argparse.Namespace) -> int:
             "notifier",
             "max_zaps",
             "max_invalidations",
+            "lasso_depth",
         )
         if getattr(args, name) != getattr(defaults, name)
     ]
@@ -164,11 +177,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "proves them for all depths by k-induction with proved lemmas ('proved'), or reports "
         "a counterexample to induction ('not_inductive'). Beside every holds or proved, each "
         "required cover target must be reachable within the bound, else the verdict is "
-        "'vacuous'.",
+        "'vacuous'. With --property: the liveness properties of docs/protocol.md 6.11 under "
+        "weak fairness (--no-fairness: none), proved by k-liveness ('proved'), or refuted by "
+        "the shortest lasso of lasso-shaped BMC ('violated', prefix and loop).",
     )
     prove.add_argument("paths", nargs="*", metavar="PATH", help="proof obligation files or folders")
     add_problem_arguments(prove)
     add_invariant_argument(prove)
+    add_liveness_arguments(prove)
+    prove.add_argument(
+        "--lasso-depth",
+        type=int,
+        default=30,
+        help="with --property: the longest lasso (steps) looked for where the k-liveness proof "
+        "does not close, and the bound of the premise cover (default 30)",
+    )
     prove.add_argument(
         "--engine",
         choices=["bmc", "kind"],
