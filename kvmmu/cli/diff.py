@@ -12,6 +12,7 @@ from kvmmu.cli.common import (
     UsageError,
     print_json,
 )
+from kvmmu.cli.liveness import cmd_diff_liveness
 from kvmmu.vocab import (
     PRESETS,
 )
@@ -33,6 +34,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
     for preset in presets:
         if preset not in PRESETS:
             raise UsageError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    if args.liveness:
+        return cmd_diff_liveness(args, presets)
+    if args.no_fairness:
+        raise UsageError("--no-fairness goes with --liveness")
     comparisons = sweep(args.max_vcpus, args.depth, presets, notifier=not args.no_notifier)
     disagree = [c for c in comparisons if not c.agrees]
     if args.json:
@@ -90,3 +95,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     diff.add_argument("--no-notifier", action="store_true", help="leave the notifier out")
     diff.add_argument("--json", action="store_true", help="print one JSON object")
+    diff.add_argument(
+        "--liveness",
+        action="store_true",
+        help="compare the liveness verdicts instead (docs/protocol.md 6.11): the spec's "
+        "k-liveness proof or shortest lasso against the implementation's fair-cycle search, "
+        "each lasso checked on the other engine (--max-vcpus 1 or 2)",
+    )
+    diff.add_argument(
+        "--no-fairness", action="store_true", help="with --liveness: without the fairness"
+    )

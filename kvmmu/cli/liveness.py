@@ -262,3 +262,63 @@ def _worst(statuses: Sequence[int]) -> int:
         if status in statuses:
             return status
     return EXIT_OK
+
+
+def cmd_diff_liveness(args: argparse.Namespace, presets: Sequence[str]) -> int:
+    """``kvmmu diff --liveness``: every preset, 1 to ``--max-vcpus`` (at most 2) vCPUs."""
+    from kvmmu.liveness_diff import sweep_liveness
+    from kvmmu.render import table
+
+    if args.max_vcpus > 2:
+        raise UsageError("--liveness compares up to 2 vCPUs: --max-vcpus 1 or 2")
+    fair = not args.no_fairness
+    found = sweep_liveness(args.max_vcpus, presets, notifier=not args.no_notifier, fair=fair)
+    disagree = [c for c in found if not c.agrees]
+    open_ = [c for c in found if c.agrees and not c.conclusive]
+
+    def lasso(n: tuple[int, int] | None) -> str:
+        return "" if n is None else f" {n[0]}+{n[1]}"
+
+    if args.json:
+        print_json(
+            {
+                "fairness": fair,
+                "comparisons": [
+                    {
+                        "variant": c.problem.variant.name,
+                        "config": c.problem.config.as_dict(),
+                        "property": c.prop,
+                        "spec": c.spec_verdict,
+                        "impl": c.impl_verdict,
+                        "spec_lasso": list(c.spec_lasso) if c.spec_lasso else None,
+                        "impl_lasso": list(c.impl_lasso) if c.impl_lasso else None,
+                        "agrees": c.agrees,
+                        "mismatches": list(c.mismatches),
+                        "seconds": round(c.seconds, 2),
+                    }
+                    for c in found
+                ],
+                "disagreements": len(disagree),
+                "inconclusive": len(open_),
+            }
+        )
+    else:
+        rows = [
+            [
+                c.problem.variant.name,
+                ",".join(c.problem.config.vcpus),
+                c.prop,
+                c.spec_verdict + lasso(c.spec_lasso),
+                c.impl_verdict + lasso(c.impl_lasso),
+                "yes" if c.agrees else "NO: " + "; ".join(c.mismatches),
+            ]
+            for c in found
+        ]
+        print(table(["variant", "vcpus", "property", "spec", "impl", "agree"], rows))
+        print(
+            f"{len(found)} comparisons ({'weak fairness' if fair else 'no fairness'}), "
+            f"{len(disagree)} disagree, {len(open_)} inconclusive"
+        )
+    if disagree:
+        return EXIT_VIOLATION
+    return EXIT_UNKNOWN if open_ else EXIT_OK
