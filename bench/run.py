@@ -184,6 +184,9 @@ def plan(quick: bool) -> list[Run]:
         for engine in ("impl", "spec"):
             spec = {"what": "conform", "engine": engine, "paths": steps}
             runs.append(Run("conform", engine, spec, 30))
+        runs.append(
+            Run("liveness", "fault_progress, sp", {"what": "liveness", "vcpus": ["sp"]}, 30)
+        )
         return runs
 
     # 1. BMC by depth, the seed configuration with the notifier, all invariants
