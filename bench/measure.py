@@ -141,6 +141,14 @@ def _kind(spec: Spec) -> Result:
     }
 
 
+def _liveness(spec: Spec) -> Result:
+    from spec.liveness import prove_liveness
+
+    prop = str(spec.get("property", "fault_progress"))
+    r = prove_liveness(make_variant(spec.get("variant", "v5.16")), _config(spec), prop)
+    return {"verdicts": {prop: r.verdict + (f" (K {r.k})" if r.verdict == "proved" else "")}}
+
+
 def _search(spec: Spec) -> Result:
     from impl import explore
 
@@ -177,6 +185,7 @@ WHAT: Mapping[str, Callable[[Spec], Result]] = {
     "bmc": _bmc,
     "bmc_plain": _bmc_plain,
     "kind": _kind,
+    "liveness": _liveness,
     "search": _search,
     "conform": _conform,
 }

@@ -185,6 +185,9 @@ def plan(quick: bool) -> list[Run]:
         for engine in ("impl", "spec"):
             spec = {"what": "conform", "engine": engine, "paths": steps}
             runs.append(Run("conform", engine, spec, 30))
+        runs.append(
+            Run("liveness", "fault_progress, sp", {"what": "liveness", "vcpus": ["sp"]}, 30)
+        )
         return runs
 
     # 1. BMC by depth, the seed configuration with the notifier, all invariants
@@ -249,6 +252,10 @@ def plan(quick: bool) -> list[Run]:
     )
     kind = [*prove, "--engine", "kind", "--max-zaps", "none", "--max-invalidations", "none"]
     runs.append(Run("target", "kvmmu " + " ".join(kind), {"argv": kind}, 120))
+    # the liveness target (docs/protocol.md 6.11): k-liveness of both properties, under 30 s
+    live = [*prove, "--property", "fault_progress", "--property", "no_retry_livelock"]
+    runs.append(Run("target", "kvmmu " + " ".join(live), {"argv": live}, 120))
+    runs.append(Run("liveness", "fault_progress, special,sp", {"what": "liveness", **target}, 120))
     return runs
 
 
@@ -311,6 +318,7 @@ TITLES = {
     "solver": "Solver choices: BMC depth 40 and k-induction on the target configuration",
     "incremental": "Incremental BMC against a fresh solver per depth",
     "target": "The issue's targets, as commands (wall time including start-up)",
+    "liveness": "Liveness: the k-liveness proof of fault_progress (docs/protocol.md 6.11)",
 }
 
 

@@ -112,6 +112,22 @@ class ImplEngine:
 
     name = "impl"
 
+    def check_lasso(
+        self,
+        variant: Variant,
+        config: Config,
+        prop: str,
+        vcpu: str,
+        schedule: Sequence[Step],
+        loop: int,
+        fairness: bool = True,
+    ) -> str | None:
+        """Why ``schedule`` is not a (fair) lasso refuting ``prop`` for ``vcpu``, looping back to
+        the state after ``loop`` steps, or None when it is one (``impl.fair.check_lasso``)."""
+        from impl.fair import check_lasso
+
+        return check_lasso(variant, config, prop, vcpu, schedule, loop, fairness)
+
     def replay(
         self,
         variant: Variant,

@@ -37,11 +37,18 @@ def vcpu_name(i: int) -> str:
 def kvm_check_request_mmu_reload(p: Params, m: Machine, i: int) -> Machine | None:
     """``vcpu.check_request``: in ``vcpu_enter_guest()`` (x86.c),
     ``if (kvm_check_request(KVM_REQ_MMU_RELOAD, vcpu)) kvm_mmu_unload(vcpu);`` -- the request
-    bit is cleared here, and the unload it asks for becomes due (the next step of the vCPU)."""
+    bit is cleared here, and the unload it asks for becomes due (the next step of the vCPU).
+    With ``kvm_mmu_free_obsolete_roots.is_obsolete_root: lockless`` (v5.18, 527d5cd7eece) the
+    unload is due only if the lockless ``is_obsolete_root()`` says the root is obsolete now."""
     v = m.vcpus[i]
     if v.mode != "outside" or v.unload_due or not v.request:
         return None
-    return m.with_vcpu(i, replace(v, request=False, unload_due=True))
+    due = True
+    if p.knobs.request == "free_obsolete" and p.knobs.is_obsolete_root == "lockless":
+        # v5.18 __kvm_mmu_free_obsolete_roots(): roots_to_free is computed here, without
+        # mmu_lock; nothing to free means nothing more happens for this request (K4)
+        due = v.root is not None and is_obsolete_root(m.kvm, v.root)
+    return m.with_vcpu(i, replace(v, request=False, unload_due=due))
 
 
 def _unload(m: Machine, i: int, drop: Callable[[Root], bool]) -> Machine | None:
@@ -73,7 +80,11 @@ def is_obsolete_root(kvm: Kvm, root: Root) -> bool:
 
 def kvm_mmu_free_obsolete_roots(p: Params, m: Machine, i: int) -> Machine | None:
     """``vcpu.unload`` with ``request: free_obsolete`` (v5.18+): ``kvm_mmu_free_obsolete_roots()``
-    (mmu.c, 527d5cd7eece) frees only the roots for which ``is_obsolete_root()`` holds."""
+    (mmu.c, 527d5cd7eece) frees only the roots for which ``is_obsolete_root()`` holds. With
+    ``kvm_mmu_free_obsolete_roots.is_obsolete_root: lockless`` that test was made at
+    ``vcpu.check_request`` (``kvm_check_request_mmu_reload``): the root held is the one to free."""
+    if p.knobs.is_obsolete_root == "lockless":
+        return _unload(m, i, lambda root: True)
     return _unload(m, i, lambda root: is_obsolete_root(m.kvm, root))
 
 

@@ -2,6 +2,8 @@
 
 An obligation names a variant, a configuration, one invariant, an engine (``bmc`` to a depth,
 ``kind`` for all depths by k-induction), a bound and the verdict it expects, violations included.
+Or, instead of the invariant, a liveness ``property`` (``docs/protocol.md`` §6.11, engine
+``liveness``: k-liveness, else the shortest lasso within the bound), with ``fairness``.
 Running one asks the Z3 spec; the verdict is whatever Z3 answered, and the obligation passes only
 when that verdict is the expected one (and, for a counterexample, of the expected length).
 
@@ -14,16 +16,17 @@ from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from kvmmu.engine import Progress
 from kvmmu.prover import ENGINES, SEED, Verdict, check
-from kvmmu.vocab import INVARIANTS, Config, Variant, variant_spec
+from kvmmu.vocab import INVARIANTS, LIVENESS_PROPERTIES, Config, Variant, variant_spec
 from kvmmu.yamlio import (
     Document,
     InputError,
+    as_bool,
     as_bound,
     as_int,
     as_list,
@@ -41,13 +44,14 @@ from kvmmu.yamlio import (
 
 FORMAT = "kvmmu-proofs/1"
 EXPECTED = ("proved", "violated", "holds", "not_inductive")
+EXPECTED_LIVENESS = ("proved", "violated", "not_proved")
 CLASSES = ("small", "full")
 
 TOP_REQUIRED = ("format", "description", "obligations")
 TOP_OPTIONAL = ("defaults",)
 SETTINGS = ("config", "engine", "bound", "class", "timeout")
-OBLIGATION_REQUIRED = ("id", "variant", "invariant", "expect")
-OBLIGATION_OPTIONAL = (*SETTINGS, "length", "why")
+OBLIGATION_REQUIRED = ("id", "variant", "expect")
+OBLIGATION_OPTIONAL = (*SETTINGS, "invariant", "property", "fairness", "length", "loop", "why")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,10 @@ class Obligation:
     timeout_s: float = 300.0
     length: int | None = None
     why: str = ""
+    # a liveness obligation: ``invariant`` names the property, ``engine`` is "liveness"
+    liveness: bool = False
+    fairness: bool = True
+    loop: int | None = None  # the expected loop length of an expected lasso
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,8 @@ class Outcome:
             return f"expected {ob.expect}, got {v.verdict}{more}"
         if ob.length is not None and len(v.trace) != ob.length:
             return f"expected a counterexample of {ob.length} steps, got {len(v.trace)}"
+        if ob.loop is not None and v.loop is not None and len(v.trace) - v.loop != ob.loop:
+            return f"expected a loop of {ob.loop} steps, got {len(v.trace) - v.loop}"
         return None
 
 
@@ -129,6 +139,14 @@ def _obligation(
             raise doc.error(where, "null is not a value here: leave the key out for the default")
         return where, value
 
+    if ("invariant" in fields) == ("property" in fields):
+        raise doc.error(path, "give exactly one of invariant and property")
+    liveness = "property" in fields
+    if liveness:
+        return _liveness_obligation(doc, file, path, fields, setting)
+    for name in ("fairness", "loop"):
+        if name in fields:
+            raise doc.error(child_path(path, name), f"{name} goes with a property")
     invariant = as_str(doc, child_path(path, "invariant"), fields["invariant"])
     if invariant not in INVARIANTS:
         raise doc.error(
@@ -164,6 +182,47 @@ def _obligation(
     )
 
 
+def _liveness_obligation(
+    doc: Document,
+    file: Path,
+    path: str,
+    fields: Mapping[str, object],
+    setting: Callable[[str], tuple[str, object]],
+) -> Obligation:
+    """An obligation on a liveness property: engine ``liveness``, ``bound`` the lasso depth."""
+    name = as_str(doc, child_path(path, "property"), fields["property"])
+    if name not in LIVENESS_PROPERTIES:
+        known = ", ".join(LIVENESS_PROPERTIES)
+        raise doc.error(child_path(path, "property"), f"unknown property {name!r} (known: {known})")
+    if "engine" in fields:
+        raise doc.error(child_path(path, "engine"), "a property is checked by engine liveness")
+    expect = _choice(doc, child_path(path, "expect"), fields["expect"], EXPECTED_LIVENESS)
+    where, bound = setting("bound")
+    where_config, config = setting("config")
+    where_class, klass = setting("class")
+    where_timeout, timeout = setting("timeout")
+    fairness = fields.get("fairness", True)
+    length, loop = fields.get("length"), fields.get("loop")
+    return Obligation(
+        id=as_str(doc, child_path(path, "id"), fields["id"]),
+        file=file,
+        line=doc.line(path),
+        variant=parse_variant(doc, child_path(path, "variant"), fields["variant"]),
+        config=Config() if config is None else parse_config(doc, where_config, config),
+        invariant=name,
+        engine="liveness",
+        bound=30 if bound is None else as_int(doc, where, bound, minimum=1),
+        expect=expect,
+        klass="full" if klass is None else _choice(doc, where_class, klass, CLASSES),
+        timeout_s=300.0 if timeout is None else as_seconds(doc, where_timeout, timeout),
+        length=None if length is None else as_int(doc, child_path(path, "length"), length, 1),
+        why=as_str(doc, child_path(path, "why"), fields.get("why", "")).strip(),
+        liveness=True,
+        fairness=as_bool(doc, child_path(path, "fairness"), fairness),
+        loop=None if loop is None else as_int(doc, child_path(path, "loop"), loop, 1),
+    )
+
+
 def _choice(doc: Document, path: str, value: object, allowed: Sequence[str]) -> str:
     text = as_str(doc, path, value)
     if text not in allowed:
@@ -192,12 +251,16 @@ def load_manifest(paths: Iterable[Path | str], manifest_rule: bool = True) -> li
         seen[ob.id] = ob
     shown_violated = {ob.invariant for ob in obligations if ob.expect == "violated"}
     missing = [inv for inv in INVARIANTS if inv not in shown_violated]
+    if any(ob.liveness for ob in obligations):
+        # the same rule for the liveness properties, once any is checked
+        missing += [p for p in LIVENESS_PROPERTIES if p not in shown_violated]
     if missing and manifest_rule:
         raise InputError(
             str(files[0]),
             1,
             "obligations",
-            "the manifest must show every invariant violated by some variant; none expects "
+            "the manifest must show every invariant (and, with liveness obligations, every "
+            "property) violated by some variant; none expects "
             f"{', '.join(missing)} violated",
         )
     return obligations
@@ -210,13 +273,43 @@ def run(ob: Obligation, progress: Progress | None = None) -> Outcome:
     """Run one obligation on the Z3 spec. An engine failure is an ``error`` verdict."""
     started = time.perf_counter()
     try:
-        (verdict,) = check(
-            ob.variant, ob.config, (ob.invariant,), ob.engine, ob.bound, ob.timeout_s, progress
-        )
+        if ob.liveness:
+            verdict = _liveness(ob)
+        else:
+            (verdict,) = check(
+                ob.variant, ob.config, (ob.invariant,), ob.engine, ob.bound, ob.timeout_s, progress
+            )
     except Exception as err:  # reported as a failed obligation, never a pass
         elapsed = time.perf_counter() - started
         verdict = Verdict(ob.invariant, "error", ob.engine, ob.bound, elapsed, reason=str(err))
     return Outcome(ob, verdict)
+
+
+def _liveness(ob: Obligation) -> Verdict:
+    from spec.liveness import prove_liveness
+
+    r = prove_liveness(
+        ob.variant,
+        ob.config,
+        ob.invariant,
+        fairness=ob.fairness,
+        depth=ob.bound,
+        cover_depth=ob.bound,
+        timeout_s=ob.timeout_s,
+    )
+    return Verdict(
+        ob.invariant,
+        r.verdict,
+        "liveness",
+        ob.bound,
+        r.seconds,
+        z3=r.z3_version,
+        trace=r.trace,
+        k=r.k or None,
+        lemmas=r.lemmas,
+        reason=r.reason,
+        loop=r.loop_start if r.verdict == "violated" else None,
+    )
 
 
 # --- reporting -----------------------------------------------------------------------------------
@@ -224,7 +317,9 @@ def run(ob: Obligation, progress: Progress | None = None) -> Outcome:
 
 def reproduce(ob: Obligation) -> str:
     """The command line that re-runs ``ob`` alone."""
-    return command_line(ob.variant, ob.config, ob.invariant, ob.engine, ob.bound, ob.timeout_s)
+    return command_line(
+        ob.variant, ob.config, ob.invariant, ob.engine, ob.bound, ob.timeout_s, ob.fairness
+    )
 
 
 def command_line(
@@ -234,8 +329,10 @@ def command_line(
     engine: str,
     bound: int,
     timeout_s: float | None = None,
+    fairness: bool = True,
 ) -> str:
-    """``kvmmu prove ...`` for one invariant of one problem, every setting spelt out."""
+    """``kvmmu prove ...`` for one invariant (or, engine ``liveness``, one property) of one
+    problem, every setting spelt out."""
     spec = variant_spec(variant)
     base, knobs = (spec, {}) if isinstance(spec, str) else (spec["base"], spec["knobs"])
     words = ["kvmmu", "prove", "--preset", str(base)]
@@ -248,8 +345,12 @@ def command_line(
         words.append("--notifier")
     words += ["--max-zaps", str(config.max_zaps).lower()]
     words += ["--max-invalidations", str(config.max_invalidations).lower()]
-    words += ["--invariant", invariant, "--engine", engine]
-    words += ["--depth" if engine == "bmc" else "--max-k", str(bound)]
+    if engine == "liveness":
+        words += ["--property", invariant, "--lasso-depth", str(bound)]
+        words += [] if fairness else ["--no-fairness"]
+    else:
+        words += ["--invariant", invariant, "--engine", engine]
+        words += ["--depth" if engine == "bmc" else "--max-k", str(bound)]
     if timeout_s is not None:
         words += ["--timeout", f"{timeout_s:g}"]
     return " ".join(words)
@@ -265,12 +366,12 @@ def outcome_json(outcome: Outcome) -> dict[str, object]:
         "expect": ob.expect,
         "passed": outcome.mismatch is None,
         "mismatch": outcome.mismatch,
-        **verdict_json(outcome.verdict, ob.variant, ob.config, ob.timeout_s),
+        **verdict_json(outcome.verdict, ob.variant, ob.config, ob.timeout_s, ob.fairness),
     }
 
 
 def verdict_json(
-    v: Verdict, variant: Variant, config: Config, timeout_s: float
+    v: Verdict, variant: Variant, config: Config, timeout_s: float, fairness: bool = True
 ) -> dict[str, object]:
     """A verdict as JSON data, with the bounds, seed, solver and the command reproducing it."""
     return {
@@ -292,7 +393,11 @@ def verdict_json(
         "timeout": timeout_s,
         **({"reason": v.reason} if v.reason else {}),
         **({"depth_reached": v.reached} if v.reached is not None else {}),
-        "command": command_line(variant, config, v.invariant, v.engine, v.bound, timeout_s),
+        **({"loop": v.loop} if v.loop is not None else {}),
+        **({"fairness": fairness} if v.engine == "liveness" else {}),
+        "command": command_line(
+            variant, config, v.invariant, v.engine, v.bound, timeout_s, fairness
+        ),
     }
 
 

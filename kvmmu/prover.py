@@ -29,6 +29,7 @@ EXIT_STATUS: Mapping[str, int] = {
     "error": 3,
     "vacuous": 4,
     "not_inductive": 5,
+    "not_proved": 5,  # a liveness proof that did not close, and no lasso found
 }
 # how bad each exit status is, worst first
 _SEVERITY = (1, 3, 4, 5, 6, 0)
@@ -54,6 +55,7 @@ class Verdict:
     required: frozenset[str] = frozenset()
     reason: str = ""
     reached: int | None = None  # an unknown: the depth up to which every trace was checked
+    loop: int | None = None  # a liveness counterexample: the index where its loop starts
 
     @property
     def exit_status(self) -> int:

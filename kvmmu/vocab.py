@@ -99,6 +99,14 @@ INVARIANTS: tuple[str, ...] = (
     "no_null_deref",
 )
 
+# Liveness properties (protocol.md section 6.11): temporal properties over fair infinite runs,
+# kept apart from INVARIANTS so that the safety machinery (BMC, k-induction, obligations'
+# manifest rule, explore columns) is untouched by them.
+LIVENESS_PROPERTIES: tuple[str, ...] = (
+    "fault_progress",
+    "no_retry_livelock",
+)
+
 COVER_TARGETS: tuple[str, ...] = (
     "fault.map",
     "zap.zap_obsolete",
@@ -126,6 +134,7 @@ KNOBS: Mapping[str, tuple[str | bool, ...]] = MappingProxyType(
         "zap.respect_root_count": (True, False),
         "request": ("reload", "free_obsolete"),
         "generation": ("bit", "counter"),
+        "kvm_mmu_free_obsolete_roots.is_obsolete_root": ("locked", "lockless"),
     }
 )
 
@@ -254,6 +263,8 @@ class Knobs:
     respect_root_count: bool
     request: str
     generation: str
+    # K4: where v5.18's is_obsolete_root() decides which roots the unload frees
+    is_obsolete_root: str = "locked"
 
     @staticmethod
     def of(variant: Variant) -> Knobs:
@@ -282,6 +293,7 @@ class Knobs:
             respect_root_count=bool(k["zap.respect_root_count"]),
             request=str(k["request"]),
             generation=str(k["generation"]),
+            is_obsolete_root=str(k["kvm_mmu_free_obsolete_roots.is_obsolete_root"]),
         )
 
 

@@ -32,6 +32,22 @@ class SpecEngine:
 
     name = "spec"
 
+    def check_lasso(
+        self,
+        variant: Variant,
+        config: Config,
+        prop: str,
+        vcpu: str,
+        schedule: Sequence[Step],
+        loop: int,
+        fairness: bool = True,
+    ) -> str | None:
+        """Why ``schedule`` is not a (fair) lasso refuting ``prop`` for ``vcpu``, looping back to
+        the state after ``loop`` steps, or None when it is one (``spec.liveness.check_lasso``)."""
+        from spec.liveness import check_lasso
+
+        return check_lasso(variant, config, prop, vcpu, schedule, loop, fairness)
+
     def replay(
         self,
         variant: Variant,

@@ -66,13 +66,21 @@ class Transition:
 
 def vcpu_check_request(s: State, v: VcpuInfo) -> Transition:
     """``kvm_check_request(KVM_REQ_MMU_RELOAD, vcpu)`` in ``vcpu_enter_guest()``: outside the
-    guest, with the request pending and no unload due: clear the request, an unload is due."""
+    guest, with the request pending and no unload due: clear the request, an unload is due
+    (with ``kvm_mmu_free_obsolete_roots.is_obsolete_root: lockless``, v5.18: only if the
+    lockless ``is_obsolete_root()`` says the root is obsolete now)."""
     a = v.actor
     guard = z3.And(s.at(v, PC_OUTSIDE), z3.Not(s.flag(v, "unload_due")), s.flag(v, "request"))
+    due: Expr = s.const(True)
+    knobs = s.layout.knobs
+    if knobs.request == "free_obsolete" and knobs.is_obsolete_root == "lockless":
+        # v5.18 __kvm_mmu_free_obsolete_roots(): roots_to_free decided here, without mmu_lock
+        obsolete = s.const(True) if not v.has_sp else s.is_obsolete_sp(v)
+        due = z3.And(s.root(v, "loaded"), obsolete)
     return Transition(
         Step(a, "vcpu.check_request"),
         guard,
-        {f"{a}.request": s.const(False), f"{a}.unload_due": s.const(True)},
+        {f"{a}.request": s.const(False), f"{a}.unload_due": due},
     )
 
 
@@ -83,8 +91,12 @@ def vcpu_unload(s: State, v: VcpuInfo) -> Transition:
     a = v.actor
     layout = s.layout
     guard = z3.And(s.at(v, PC_OUTSIDE), s.flag(v, "unload_due"), s.lock_free())
-    if layout.knobs.request == "reload" or not v.has_sp:
-        drop = s.const(True)
+    if (
+        layout.knobs.request == "reload"
+        or not v.has_sp
+        or layout.knobs.is_obsolete_root == "lockless"
+    ):
+        drop = s.const(True)  # (lockless: is_obsolete_root() was decided at vcpu.check_request)
     else:
         drop = s.is_obsolete_sp(v)
     fact = (

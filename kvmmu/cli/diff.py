@@ -13,6 +13,7 @@ from kvmmu.cli.common import (
     steps_option,
     whole_option,
 )
+from kvmmu.cli.liveness import cmd_diff_liveness
 from kvmmu.vocab import (
     PRESETS,
 )
@@ -27,6 +28,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
     for preset in presets:
         if preset not in PRESETS:
             raise UsageError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    if args.liveness:
+        return cmd_diff_liveness(args, presets)
+    if args.no_fairness:
+        raise UsageError("--no-fairness goes with --liveness")
     from kvmmu.differential import configurations
     from kvmmu.progress import Heartbeat
 
@@ -113,3 +118,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     diff.add_argument("--no-notifier", action="store_true", help="leave the notifier out")
     diff.add_argument("--json", action="store_true", help="print one JSON object")
+    diff.add_argument(
+        "--liveness",
+        action="store_true",
+        help="compare the liveness verdicts instead (docs/protocol.md 6.11): the spec's "
+        "k-liveness proof or shortest lasso against the implementation's fair-cycle search, "
+        "each lasso checked on the other engine (--max-vcpus 1 or 2)",
+    )
+    diff.add_argument(
+        "--no-fairness", action="store_true", help="with --liveness: without the fairness"
+    )

@@ -29,6 +29,7 @@ from kvmmu.cli.common import (
     verdict_text,
     write_outputs,
 )
+from kvmmu.cli.liveness import add_liveness_arguments, cmd_prove_liveness
 
 if TYPE_CHECKING:
     from kvmmu.prover import Verdict
@@ -58,6 +59,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
     ]
     if given:
         raise UsageError(f"{', '.join(given)}: only with obligation files (kvmmu prove PATH...)")
+    if args.property:
+        return cmd_prove_liveness(args)
     from kvmmu.obligations import verdict_json
     from kvmmu.prover import worst_status
     from spec import SpecEngine
@@ -149,7 +152,17 @@ def _prove_obligations(args: argparse.Namespace) -> int:
     from kvmmu.render import table
 
     # obligation files fix everything about a run: an option given beside them would be ignored
-    problem_options = ("preset", "variant", "knob", "invariant", "emit_case", "itf", "verbose")
+    problem_options = (
+        "preset",
+        "variant",
+        "knob",
+        "invariant",
+        "emit_case",
+        "itf",
+        "verbose",
+        "property",
+        "no_fairness",
+    )
     fixed = [name for name in problem_options if getattr(args, name, None) not in (None, [], False)]
     defaults = _defaults()
     changed = [
@@ -164,6 +177,7 @@ def _prove_obligations(args: argparse.Namespace) -> int:
             "notifier",
             "max_zaps",
             "max_invalidations",
+            "lasso_depth",
         )
         if getattr(args, name) != getattr(defaults, name)
     ]
@@ -245,11 +259,22 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "'vacuous'. Each invariant is checked on its own (its own time and --timeout); several "
         "end with a summary line. A heartbeat (the depth reached, the rate, the time) goes to "
         "stderr when it is a terminal. Options that one kind of run cannot use (--depth with "
-        "kind, --max-k with bmc, --class/--junit/--json-out without PATHs) are errors.",
+        "kind, --max-k with bmc, --class/--junit/--json-out without PATHs) are errors. "
+        "With --property: the liveness properties of docs/protocol.md 6.11 under "
+        "weak fairness (--no-fairness: none), proved by k-liveness ('proved'), or refuted by "
+        "the shortest lasso of lasso-shaped BMC ('violated', prefix and loop).",
     )
     prove.add_argument("paths", nargs="*", metavar="PATH", help="proof obligation files or folders")
     add_problem_arguments(prove)
     add_invariant_argument(prove)
+    add_liveness_arguments(prove)
+    prove.add_argument(
+        "--lasso-depth",
+        type=int,
+        default=30,
+        help="with --property: the longest lasso (steps) looked for where the k-liveness proof "
+        "does not close, and the bound of the premise cover (default 30)",
+    )
     prove.add_argument(
         "--engine",
         choices=["bmc", "kind"],

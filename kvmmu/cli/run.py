@@ -26,12 +26,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kvmmu.conformance.check import compare, probes_for
     from kvmmu.render import table
 
-    if _is_itf(Path(args.case)):
+    if args.case and _is_itf(Path(args.case)):
         raise UsageError(
             f"{args.case} is an ITF trace (JSON, written by --itf), not a conformance case: "
             "kvmmu run replays a case (YAML); write one with --emit-case beside --itf"
         )
-    case = load_case(Path(args.case))
+    case = load_case(args.case)  # an empty path is the loader's error
     reports = []
     for engine in engines(args.engine):
         replay = engine.replay(case.variant, case.config, case.schedule, probes_for(case))
@@ -95,8 +95,11 @@ def _is_itf(path: Path) -> bool:
     """An ITF trace: named ``*.itf.json``, or a JSON object with ``#meta`` and ``states``."""
     if path.name.endswith(".itf.json"):
         return True
+    if not path.is_file():
+        return False  # a FIFO or a device is never opened here: load_case refuses it
     try:
-        head = path.read_text(encoding="utf-8", errors="replace")[:4096].lstrip()
+        with path.open("rb") as file:
+            head = file.read(4096).decode("utf-8", errors="replace").lstrip()
     except OSError:
         return False  # load_case reports it
     return head.startswith("{") and '"#meta"' in head and '"states"' in head

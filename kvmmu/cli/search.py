@@ -26,6 +26,7 @@ from kvmmu.cli.common import (
     trace_json,
     write_outputs,
 )
+from kvmmu.cli.liveness import add_liveness_arguments, cmd_search_liveness
 from kvmmu.vocab import (
     Knobs,
     required_covers,
@@ -36,6 +37,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     """Exhaustive breadth-first search of the implementation's interleavings."""
     from impl import ImplEngine, explore
 
+    if args.property:
+        return cmd_search_liveness(args)
     problem = problem_from_args(args)
     invariants = chosen_invariants(args)
     if args.max_depth is not None and args.max_depth < 1:
@@ -125,10 +128,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "search",
         help="exhaustive search of the implementation's interleavings",
         description="Breadth-first search over all interleavings of the Python implementation, "
-        "with state hashing: the first violation found is a shortest one.",
+        "with state hashing: the first violation found is a shortest one. With --property: "
+        "the fair cycles of the reachable graph (strongly connected components under weak "
+        "fairness, docs/protocol.md 6.11), a lasso when one refutes the property.",
     )
     add_problem_arguments(search)
     add_invariant_argument(search)
+    add_liveness_arguments(search)
     search.add_argument(
         "--max-depth",
         type=steps_option,

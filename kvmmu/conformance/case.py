@@ -15,6 +15,7 @@ from kvmmu.engine import StateValue
 from kvmmu.vocab import (
     COVER_TARGETS,
     INVARIANTS,
+    LIVENESS_PROPERTIES,
     VCPU_PATHS,
     Config,
     Step,
@@ -44,7 +45,9 @@ FORMAT = "kvmmu-case/1"
 TOP_REQUIRED = ("format", "description", "variant", "schedule", "expect")
 TOP_OPTIONAL = ("config",)
 EXPECT_REQUIRED = ("violated",)
-EXPECT_OPTIONAL = ("blocked", "enabled", "not_enabled", "state", "covers")
+EXPECT_OPTIONAL = ("blocked", "enabled", "not_enabled", "state", "covers", "lasso")
+LASSO_REQUIRED = ("property", "vcpu", "loop")
+LASSO_OPTIONAL = ("fairness",)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,18 @@ class StateCheck:
 
 
 @dataclass(frozen=True)
+class LassoCheck:
+    """The schedule is a lasso refuting ``prop`` for ``vcpu`` (``docs/protocol.md`` §6.11): the
+    state after the whole schedule is the state after ``loop`` steps, and the steps after those
+    ``loop`` repeat forever as a (``fairness``: weakly fair) run."""
+
+    prop: str
+    vcpu: str
+    loop: int
+    fairness: bool = True
+
+
+@dataclass(frozen=True)
 class Expectation:
     """What must happen. ``violated``: invariant -> 1-based step of its first violation (every
     other invariant must hold); ``blocked``: the last schedule step must not be enabled."""
@@ -75,6 +90,7 @@ class Expectation:
     enabled: tuple[EnabledCheck, ...] = ()
     state: tuple[StateCheck, ...] = ()
     covers: tuple[str, ...] = ()
+    lasso: LassoCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -175,7 +191,30 @@ def parse_expect(
     covers: tuple[str, ...] = ()
     if "covers" in fields:
         covers = _covers(doc, child_path(path, "covers"), fields["covers"])
-    return Expectation(violated, blocked, tuple(enabled), state, covers)
+    lasso = None
+    if "lasso" in fields:
+        if blocked is not None:
+            raise doc.error(child_path(path, "lasso"), "a lasso runs every step: not with blocked")
+        lasso = _lasso(doc, child_path(path, "lasso"), fields["lasso"], config, len(schedule))
+    return Expectation(violated, blocked, tuple(enabled), state, covers, lasso)
+
+
+def _lasso(doc: Document, path: str, value: object, config: Config, steps: int) -> LassoCheck:
+    fields = as_mapping(doc, path, value, LASSO_REQUIRED, LASSO_OPTIONAL)
+    prop = as_str(doc, child_path(path, "property"), fields["property"])
+    if prop not in LIVENESS_PROPERTIES:
+        known = ", ".join(LIVENESS_PROPERTIES)
+        raise doc.error(child_path(path, "property"), f"unknown property {prop!r} (known: {known})")
+    vcpu = as_str(doc, child_path(path, "vcpu"), fields["vcpu"])
+    if vcpu not in [f"vcpu{i}" for i in range(len(config.vcpus))]:
+        raise doc.error(child_path(path, "vcpu"), f"no {vcpu!r} in this configuration")
+    loop = as_int(doc, child_path(path, "loop"), fields["loop"], minimum=0)
+    if loop >= steps:
+        raise doc.error(
+            child_path(path, "loop"), f"the loop must start before the last step ({steps}): {loop}"
+        )
+    fairness = as_bool(doc, child_path(path, "fairness"), fields.get("fairness", True))
+    return LassoCheck(prop, vcpu, loop, fairness)
 
 
 def _blocked(doc: Document, path: str, value: object, schedule: tuple[Step, ...]) -> int:

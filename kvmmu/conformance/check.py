@@ -7,12 +7,30 @@ break, the state); this module only asks the questions the case implies and comp
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from kvmmu.conformance.case import Case
 from kvmmu.engine import Engine, Probes, Replay, StateValue
-from kvmmu.vocab import INVARIANTS, Step
+from kvmmu.vocab import INVARIANTS, Config, Step, Variant
+
+
+@runtime_checkable
+class LassoEngine(Protocol):
+    """An engine that can judge a lasso (``expect: lasso``): both of kvmmu's engines can."""
+
+    def check_lasso(
+        self,
+        variant: Variant,
+        config: Config,
+        prop: str,
+        vcpu: str,
+        schedule: Sequence[Step],
+        loop: int,
+        fairness: bool,
+    ) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -49,7 +67,24 @@ def probes_for(case: Case) -> Probes:
 def check_case(case: Case, engine: Engine) -> CaseResult:
     """Replay ``case`` on ``engine`` and compare. Exceptions of the engine propagate."""
     replay = engine.replay(case.variant, case.config, case.schedule, probes_for(case))
-    return CaseResult(case.id, case.path, engine.name, tuple(compare(case, replay, engine.name)))
+    found = compare(case, replay, engine.name)
+    lasso = case.expect.lasso
+    if lasso is not None:
+        if not isinstance(engine, LassoEngine):
+            found.append(f"lasso: engine {engine.name} cannot check lassos")
+        else:
+            why = engine.check_lasso(
+                case.variant,
+                case.config,
+                lasso.prop,
+                lasso.vcpu,
+                case.schedule,
+                lasso.loop,
+                lasso.fairness,
+            )
+            if why is not None:
+                found.append(f"lasso [{engine.name}]: not a lasso refuting {lasso.prop}: {why}")
+    return CaseResult(case.id, case.path, engine.name, tuple(found))
 
 
 def compare(case: Case, replay: Replay, engine: str) -> list[str]:
