@@ -95,8 +95,11 @@ def _is_itf(path: Path) -> bool:
     """An ITF trace: named ``*.itf.json``, or a JSON object with ``#meta`` and ``states``."""
     if path.name.endswith(".itf.json"):
         return True
+    if not path.is_file():
+        return False  # a FIFO or a device is never opened here: load_case refuses it
     try:
-        head = path.read_text(encoding="utf-8", errors="replace")[:4096].lstrip()
+        with path.open("rb") as file:
+            head = file.read(4096).decode("utf-8", errors="replace").lstrip()
     except OSError:
         return False  # load_case reports it
     return head.startswith("{") and '"#meta"' in head and '"states"' in head
