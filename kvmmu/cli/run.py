@@ -26,12 +26,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kvmmu.conformance.check import compare, probes_for
     from kvmmu.render import table
 
-    if _is_itf(Path(args.case)):
+    if args.case and _is_itf(Path(args.case)):
         raise UsageError(
             f"{args.case} is an ITF trace (JSON, written by --itf), not a conformance case: "
             "kvmmu run replays a case (YAML); write one with --emit-case beside --itf"
         )
-    case = load_case(Path(args.case))
+    case = load_case(args.case)  # an empty path is the loader's error
     reports = []
     for engine in engines(args.engine):
         replay = engine.replay(case.variant, case.config, case.schedule, probes_for(case))
