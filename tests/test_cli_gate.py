@@ -106,7 +106,7 @@ def _bad_outputs(tmp: Path) -> list[tuple[list[str], str]]:
         (["prove", PROOFS, "--json-out", str(tmp / "a"), "--junit", str(tmp / "a")], "same file"),
         (["prove", "--emit-case", "/proc/x"], "/proc"),
         (["prove", "--itf", str(tmp / "new" / "t.json")], "does not exist"),
-        (["prove", "--json-out", str(tmp / "r.json")], "give PATHs"),
+        (["prove", "--json-out", str(tmp / "r.json")], "only with obligation files"),
         (["search", "--emit-case", ""], "empty path"),
         (["search", "--itf", "/proc/x"], "/proc"),
         (["explore", "--html", "/proc/x"], "/proc"),
