@@ -359,6 +359,7 @@ def stubbed_engines() -> Iterator[None]:
         engine: str,
         bound: int,
         timeout_s: float,
+        progress: object = None,
     ) -> list[Verdict]:
         verdict = "proved" if engine == "kind" else "holds"
         return [Verdict(inv, verdict, engine, bound, 0.0) for inv in invariants]

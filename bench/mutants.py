@@ -86,8 +86,8 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "impl.check_request.keeps_bit",
         K,
-        "return m.with_vcpu(i, replace(v, request=False, unload_due=True))",
-        "return m.with_vcpu(i, replace(v, request=True, unload_due=True))",
+        "return m.with_vcpu(i, replace(v, request=False, unload_due=due))",
+        "return m.with_vcpu(i, replace(v, request=True, unload_due=due))",
         "vcpu.check_request does not clear the request bit",
     ),
     _m(
@@ -107,8 +107,8 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "impl.unload.keeps_root",
         K,
-        "return _unload(m, i, lambda root: True)",
-        "return _unload(m, i, lambda root: False)",
+        'every root of the vCPU."""\n    return _unload(m, i, lambda root: True)',
+        'every root of the vCPU."""\n    return _unload(m, i, lambda root: False)',
         "kvm_mmu_unload() (request: reload) keeps the root",
     ),
     _m(
@@ -566,8 +566,8 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "spec.check_request.keeps_bit",
         S,
-        '{f"{a}.request": s.const(False), f"{a}.unload_due": s.const(True)},',
-        '{f"{a}.request": s.const(True), f"{a}.unload_due": s.const(True)},',
+        '{f"{a}.request": s.const(False), f"{a}.unload_due": due},',
+        '{f"{a}.request": s.const(True), f"{a}.unload_due": due},',
         "vcpu.check_request does not clear the request bit",
     ),
     _m(
@@ -588,15 +588,15 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "spec.free_obsolete.keeps_special_root",
         S,
-        'if layout.knobs.request == "reload" or not v.has_sp:',
-        'if layout.knobs.request == "reload":',
+        "        or not v.has_sp\n",
+        "",
         "request: free_obsolete keeps a root without sp unless it is obsolete",
     ),
     _m(
         "spec.unload.reload_keeps_valid_root",
         S,
-        'if layout.knobs.request == "reload" or not v.has_sp:',
-        "if not v.has_sp:",
+        '        layout.knobs.request == "reload"\n        or not v.has_sp\n',
+        "        not v.has_sp\n",
         "request: reload drops only obsolete roots, as free_obsolete does",
     ),
     _m(
