@@ -145,9 +145,7 @@ def sweep_liveness(
     one knob changed, which includes the livelock knobs K4 and K6) under every configuration of
     :func:`configurations`."""
     presets = tuple(presets)
-    variants = (
-        one_knob_variants(presets) if knobs else [make_variant(preset) for preset in presets]
-    )
+    variants = one_knob_variants(presets) if knobs else [make_variant(preset) for preset in presets]
     out: list[LivenessComparison] = []
     for variant in variants:
         for config in configurations(max_vcpus, notifier):
