@@ -83,10 +83,7 @@ def test_k6_is_a_fair_lasso_in_both_engines(prop: str) -> None:
     twice = found.prefix + found.loop + found.loop
     start = len(found.prefix) + len(found.loop)
     assert spec_check(K6, NOTIFIER_ONLY, prop, "vcpu0", twice, start) is None
-    # the spec's shortest lasso, checked by the implementation
-    bmc = lasso_bmc(K6, NOTIFIER_ONLY, prop, depth=16)
-    assert bmc.verdict == "violated" and (len(bmc.prefix), len(bmc.loop)) == (9, 7)
-    assert impl_check(K6, NOTIFIER_ONLY, prop, "vcpu0", bmc.trace, bmc.loop_start) is None
+    # (the spec's shortest lasso, checked by the implementation: test_k6_in_the_liveness_knob_sweep)
     # the same steps under the fix are no run: the check maps instead of retrying
     why = impl_check(K6_FIXED, NOTIFIER_ONLY, prop, "vcpu0", found.trace, found.loop_start)
     assert why is not None and "not enabled" in why
@@ -130,7 +127,9 @@ def test_k6_ghost_bit_in_both_engines() -> None:
 
 
 def test_k6_in_the_liveness_knob_sweep() -> None:
-    for c in compare_liveness(Problem(K6, NOTIFIER_ONLY), lasso_depth=16):
+    # each engine's lasso is checked on the other (compare_liveness); no_retry_livelock's spec
+    # lasso is pinned by proofs/kernel_liveness.yaml
+    for c in compare_liveness(Problem(K6, NOTIFIER_ONLY), ("fault_progress",), lasso_depth=16):
         assert c.agrees and c.conclusive, c.mismatches
         assert c.spec_verdict == c.impl_verdict == "violated"
         assert c.spec_lasso == (9, 7) and c.impl_lasso == (3, 7)
