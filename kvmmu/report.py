@@ -465,7 +465,13 @@ def html_report(exploration: Exploration) -> str:
                 if result.replay is not None and result.states:
                     details.append(
                         lanes_html(
-                            row.variant, row.config, v.trace, result.states, result.replay, label
+                            row.variant,
+                            row.config,
+                            v.trace,
+                            result.states,
+                            result.replay,
+                            label,
+                            loop=v.loop,
                         )
                     )
                 else:

@@ -177,3 +177,29 @@ def test_lanes_mark_the_loop_of_a_lasso() -> None:
     assert "loop-start" not in plain and "LOOP STARTS" not in plain
     with pytest.raises(ValueError, match="loop start"):
         lanes_svg(variant, config, found.trace, states, replay, loop=len(found.trace))
+
+
+def test_explore_liveness_columns_and_the_lasso_in_the_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from kvmmu.cli import main
+
+    page = tmp_path / "k6.html"
+    argv = ["explore", "--knob", "is_page_fault_stale.mmu_seq=int", "--vcpus", "sp"]
+    argv += ["--zappers", "0", "--notifier", "--property", "fault_progress", "--jobs", "1"]
+    assert main([*argv, "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert "fault_progress" in out and "violated in 16 (loop at 9)" in out
+    assert "no_spte_in_obsolete_root" not in out  # only the asked-for column
+    html = page.read_text()
+    assert "LOOP STARTS: this state repeats" in html and "= state 9: the loop repeats" in html
+    # with --invariant too, both kinds of columns; the fix makes progress
+    fixed = [a.replace("=int", "=unsigned_long") for a in argv]
+    assert main([*fixed, "--invariant", "no_stale_pfn", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["invariants"] == ["no_stale_pfn", "fault_progress"]
+    verdicts = [c["verdict"] for row in doc["rows"] for c in row["cells"]]
+    assert verdicts == ["proved", "proved"]
+    assert main([*argv, "--property", "nonsense"]) == 2
