@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
+@pytest.mark.slow  # minutes: a long check (pytest -m slow, run by .ci/run)
 def test_quick_bench_writes_a_table(tmp_path: Path) -> None:
     out = tmp_path / "performance.md"
     result = subprocess.run(

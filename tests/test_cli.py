@@ -127,7 +127,7 @@ def test_run_passes_and_fails_on_its_expectation(
     assert "FAIL" in capsys.readouterr().out
 
 
-@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
+@pytest.mark.slow  # minutes: a long check (pytest -m slow, run by .ci/run)
 def test_conform_summarizes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     shutil.copytree(CASES / "seed", tmp_path / "seed")
     status, doc = run_json(capsys, "conform", str(tmp_path))

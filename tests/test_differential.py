@@ -24,7 +24,7 @@ def test_engines_agree_on_one_vcpu(preset: str) -> None:
             assert c.agrees, (c.problem.config.vcpus, c.invariant, c.mismatches)
 
 
-@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
+@pytest.mark.slow  # minutes: a long check (pytest -m slow, run by .ci/run)
 @pytest.mark.parametrize("preset", ["v5.16", "paolo", "v5.16-rc4"])
 def test_engines_agree_on_the_seed_configuration(preset: str) -> None:
     config = next(c for c in configurations(2) if c.vcpus == ("special", "sp"))

@@ -58,7 +58,7 @@ def compatible(expect: str, length: int | None, verdict: Verdict) -> bool:
     return verdict.verdict == expect
 
 
-@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
+@pytest.mark.slow  # minutes: a long check (pytest -m slow, run by .ci/run)
 def test_the_sweep_gives_the_verdicts_the_obligations_expect() -> None:
     """For each configuration and invariant of proofs/, sweep the variants that have an
     obligation there with the default engine (k-induction) and compare each cell."""
@@ -114,7 +114,7 @@ def sequential() -> ex.Exploration:
     return ex.explore(SMALL_BMC, jobs=1)
 
 
-@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
+@pytest.mark.slow  # minutes: a long check (pytest -m slow, run by .ci/run)
 def test_results_do_not_depend_on_the_number_of_jobs(sequential: ex.Exploration) -> None:
     parallel = ex.explore(SMALL_BMC, jobs=3)
     assert signature(parallel) == signature(sequential)
@@ -124,7 +124,7 @@ def test_results_do_not_depend_on_the_number_of_jobs(sequential: ex.Exploration)
     assert parallel.workers == "3 jobs"
 
 
-@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
+@pytest.mark.slow  # minutes: a long check (pytest -m slow, run by .ci/run)
 def test_dask_runs_the_same_cells(sequential: ex.Exploration) -> None:
     distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROOFS = ROOT / "proofs"
 
 SMALL = [ob for ob in load_manifest([PROOFS]) if ob.klass == "small"]
-# one obligation of each expected verdict stays in the fast suite; the rest run in the main job
+# one obligation of each expected verdict stays in the fast suite; the rest are long checks
 # (kvmmu prove proofs/ runs them all, and so does pytest -m slow)
 _FAST = {next(ob.id for ob in SMALL if ob.expect == e) for e in {ob.expect for ob in SMALL}}
 _PARAMS = [
@@ -146,7 +146,7 @@ def test_bad_obligation_files_name_file_line_and_field(
     assert message in err.message
 
 
-@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
+@pytest.mark.slow  # minutes: a long check (pytest -m slow, run by .ci/run)
 def test_reports_and_exit_status(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     proofs = tmp_path / "proofs"
     proofs.mkdir()

@@ -57,7 +57,7 @@ def paolo() -> dict[str, ParametricResult]:
     return _results("paolo")
 
 
-@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
+@pytest.mark.slow  # minutes: a long check (pytest -m slow, run by .ci/run)
 def test_v5_16_keeps_the_main_invariants_for_any_number_of_vcpus(
     v516: dict[str, ParametricResult],
 ) -> None:
@@ -77,7 +77,7 @@ def test_v5_16_keeps_the_main_invariants_for_any_number_of_vcpus(
     assert "special:map_root_fresh[vcpu0]" in spte.lemmas
 
 
-@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
+@pytest.mark.slow  # minutes: a long check (pytest -m slow, run by .ci/run)
 def test_paolo_violation_is_confirmed_concretely(paolo: dict[str, ParametricResult]) -> None:
     spte = paolo["no_spte_in_obsolete_root"]
     assert spte.verdict == "violated", render(spte)
@@ -95,7 +95,7 @@ def test_paolo_violation_is_confirmed_concretely(paolo: dict[str, ParametricResu
         assert paolo[name].verdict == "proved", render(paolo[name])
 
 
-@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
+@pytest.mark.slow  # minutes: a long check (pytest -m slow, run by .ci/run)
 @pytest.mark.parametrize("variant_name", ["v5.16", "paolo"])
 def test_cross_check_against_concrete_k_induction_for_1_to_3_vcpus(
     variant_name: str,

@@ -57,3 +57,18 @@ def test_the_two_models_are_independent() -> None:
         harness = {m for m in imported if m.startswith("kvmmu.")}
         assert harness <= allowed[folder], f"{folder}/ imports {sorted(harness - allowed[folder])}"
     assert not {m for m in _imported_modules("kvmmu/prover.py") if m.startswith("impl")}
+
+
+def _use_it_commands() -> list[str]:
+    """The shell commands of the README's "Use it" section, one per code block line."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Use it", 1)[1].split("\n## ", 1)[0]
+    blocks = section.split("```sh\n")[1:]
+    return [line for block in blocks for line in block.split("```", 1)[0].splitlines() if line]
+
+
+def test_the_readme_states_exactly_two_commands_and_ci_runs_the_test_command() -> None:
+    main_job, tests = _use_it_commands()  # exactly two: unpacking fails otherwise
+    assert main_job.startswith("python3 -m venv .venv") and "kvmmu prove proofs/" in main_job
+    assert tests.startswith("python3 -m venv .venv") and "pytest" in tests
+    assert tests in (ROOT / ".ci" / "run").read_text().splitlines()

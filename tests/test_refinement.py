@@ -115,7 +115,7 @@ def _ci_settings(examples: int) -> settings:
     )
 
 
-@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
+@pytest.mark.slow  # minutes: a long check (pytest -m slow, run by .ci/run)
 def test_impl_refines_spec_step_by_step() -> None:
     """The CI run: at least 200 random examples, every step checked against the spec."""
     RefinementMachine.examples = RefinementMachine.steps_checked = 0

@@ -201,7 +201,7 @@ def test_bad_input_is_an_error() -> None:
     assert r.verdict == "error"
 
 
-@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
+@pytest.mark.slow  # minutes: a long check (pytest -m slow, run by .ci/run)
 def test_proofs_are_deterministic() -> None:
     def run() -> tuple[ProofResult, ProofResult]:
         variant = make_variant("v5.16")

@@ -54,7 +54,7 @@ def _facts(doc: dict[str, object]) -> dict[str, dict[str, object]]:
     return {row["fact"]: row for row in rows}
 
 
-@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
+@pytest.mark.slow  # minutes: a long check (pytest -m slow, run by .ci/run)
 def test_the_request_test_is_needed_for_special_roots(
     seed_json: tuple[int, dict[str, object]],
 ) -> None:
@@ -79,7 +79,7 @@ def test_the_request_test_is_needed_for_special_roots(
     assert dropped["exploits"] == [12]
 
 
-@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
+@pytest.mark.slow  # minutes: a long check (pytest -m slow, run by .ci/run)
 def test_facts_outside_the_core_hold_when_dropped(
     seed_json: tuple[int, dict[str, object]],
 ) -> None:
@@ -96,7 +96,7 @@ def test_facts_outside_the_core_hold_when_dropped(
     assert facts["zap.request_kicks_guest"]["in_core"] is False
 
 
-@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
+@pytest.mark.slow  # minutes: a long check (pytest -m slow, run by .ci/run)
 def test_json_shape(seed_json: tuple[int, dict[str, object]]) -> None:
     _, doc = seed_json
     assert set(doc) >= {
@@ -142,7 +142,7 @@ def test_json_shape(seed_json: tuple[int, dict[str, object]]) -> None:
     assert core == [n for n in names if n in core]
 
 
-@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
+@pytest.mark.slow  # minutes: a long check (pytest -m slow, run by .ci/run)
 def test_sp_roots_alone_need_the_obsolete_test_not_the_request_test(sp_only: WhyResult) -> None:
     assert sp_only.verdict == "holds"
     by_name = {r.fact.name: r for r in sp_only.facts}
@@ -255,7 +255,7 @@ def test_relaxed_program_without_relaxation_is_the_program() -> None:
             assert not tree.needs
 
 
-@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
+@pytest.mark.slow  # minutes: a long check (pytest -m slow, run by .ci/run)
 def test_a_replaceable_fact_and_what_replaces_it() -> None:
     """Keeping guests off obsolete roots needs the entry check, the kick and the unload; the
     zapper's unlock-free window is in the minimal core, but dropping it alone holds: the
@@ -279,7 +279,7 @@ def test_a_replaceable_fact_and_what_replaces_it() -> None:
     assert "replaceable" in report_text(result)
 
 
-@pytest.mark.slow  # minutes: the main job runs it (pytest -m slow)
+@pytest.mark.slow  # minutes: a long check (pytest -m slow, run by .ci/run)
 def test_the_readme_excerpt_is_a_real_run() -> None:
     """README's ``kvmmu why`` excerpt: the real output's lines, times aside, '...' for the
     counterexamples left out."""
