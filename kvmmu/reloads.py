@@ -51,7 +51,10 @@ class Count:
 
 
 def wasted_reload(model: Model, before: Machine, step: Step, after: Machine) -> bool:
-    """Whether ``step`` is a ``vcpu.unload`` that drops a root still valid (not obsolete)."""
+    """Whether ``step`` is a ``vcpu.unload`` that drops a root still valid (not obsolete): what
+    ``kvm_mmu_unload()`` (mmu.c, up to v5.17) does to every root it is asked about, and
+    ``kvm_mmu_free_obsolete_roots()`` (527d5cd7eece, v5.18) only to a root without a shadow
+    page, which ``is_obsolete_root()`` cannot tell valid."""
     if step.name != "vcpu.unload":
         return False
     i = model.params.actors[step.actor][1]
