@@ -128,6 +128,20 @@ def test_a_stated_row_runs_its_obligations(capsys: pytest.CaptureFixture[str]) -
     assert "stated: as expected" in out and "1 of 1 checked as expected" in out
 
 
+def test_a_row_not_stated_says_why_and_runs_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    row = NOT_STATED.replace("    buggy: [rc4-crash]\n", "    reason: needs a new actor\n")
+    path = history_file(tmp_path, row.replace("[no_null_deref]", "[no_such_thing_yet]"))
+    status, out, _ = run(capsys, str(path), "--json")
+    (data,) = json.loads(out)["rows"]
+    assert status == EXIT_OK and data["passed"] is None and data["buggy"] == data["fixed"] == []
+    assert data["reason"] == "needs a new actor"
+    status, out, _ = run(capsys, str(path))
+    assert "no_such_thing_yet (not in the model yet)" in out
+    assert "not stated: needs a new actor" in out and "0 of 0 checked" in out
+
+
 def test_a_row_whose_obligations_come_out_otherwise_is_reported(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -74,7 +74,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "history",
         help="the kernel's bug history (K1-K12) as a regression suite",
         description="Read a history file (format kvmmu-history/1, docs/formats/history.md; "
-        f"default {DEFAULT_FILE}) and, for every stated row, run the proof obligations it "
+        f"default {DEFAULT_FILE}, from the working directory; its proofs paths are relative to "
+        "the file) and, for every stated row, run the proof obligations it "
         "names (proofs/*.yaml): the buggy form must be violated (a counterexample, or a lasso "
         "for a liveness property) and the fix proved, each as its obligation expects. A "
         "benchmark row (K12) counts wasted root reloads on the executable model. Prints the "
