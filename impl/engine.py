@@ -17,7 +17,8 @@ from kvmmu.vocab import Config, Step, Variant
 
 _ROOT_FIELDS = ("gen", "obsolete", "invalid", "freed", "spte")
 _PATH_RE = re.compile(
-    r"^(kvm\.(mmu_valid_gen|mmu_lock|mmu_lock\.holders|mmu_notifier_count|slots_lock)"
+    r"^(kvm\.(mmu_valid_gen|mmu_lock|mmu_lock\.holders|mmu_notifier_count|slots_lock"
+    r"|mmu_notifier_seq\.bit31)"
     r"|vcpu(0|[1-9][0-9]*)\.(mode|pc|request|unload_due|reloaded|root\.loaded"
     r"|root\.(gen|obsolete|invalid|freed|spte)|fault\.(stale|lock|seq_changed|pfn_stale))"
     r"|zapper1?\.(pc|zaps)|notifier\.(state|invalidations))$"
@@ -42,6 +43,7 @@ def state_paths(model: Model, m: Machine) -> dict[str, StateValue]:
         "kvm.mmu_lock.holders": _holders(kvm.mmu_lock),
         "kvm.mmu_notifier_count": kvm.mmu_notifier_count,
         "kvm.slots_lock": kvm.slots_lock,
+        "kvm.mmu_notifier_seq.bit31": kvm.mmu_notifier_seq_bit31,
     }
     for i, v in enumerate(m.vcpus):
         name = f"vcpu{i}"

@@ -215,9 +215,21 @@ def page_fault_staleness(p: Params, m: Machine, v: Vcpu) -> Verdict:
     if not p.knobs.request_before_lock and reload_request_pending(p, v):
         return "request"
     # 3. mmu_notifier_retry_hva(vcpu->kvm, mmu_seq, fault->hva)
-    if p.knobs.mmu_notifier and (m.kvm.mmu_notifier_count > 0 or v.seq_changed):
+    if p.knobs.mmu_notifier and (
+        m.kvm.mmu_notifier_count > 0 or v.seq_changed or mmu_seq_round_trip_lost(p, m.kvm)
+    ):
         return "notifier"
     return "fresh"
+
+
+def mmu_seq_round_trip_lost(p: Params, kvm: Kvm) -> bool:
+    """K6: ``is_page_fault_stale(vcpu, fault, int mmu_seq)`` (mmu.c, v5.16 to v6.2, since
+    a955cad84cda) truncates the ``unsigned long`` snapshot to an ``int``;
+    ``mmu_notifier_retry_hva()`` sign-extends it back and compares it with
+    ``kvm->mmu_notifier_seq``. From 2^31 on the round trip never gives the sequence back, so the
+    comparison says "changed" at every fault (fixed upstream in v6.3 by ba6e3fe25543, which keeps
+    ``fault->mmu_seq`` unsigned long; in 6.1.y by "Fix an sign-extension bug with mmu_seq")."""
+    return p.knobs.mmu_seq == "int" and kvm.mmu_notifier_seq_bit31
 
 
 def is_page_fault_stale(p: Params, m: Machine, i: int) -> Machine | None:
@@ -412,11 +424,18 @@ def kvm_mmu_notifier_invalidate_range_start(p: Params, m: Machine, i: int) -> Ma
 
 def kvm_mmu_notifier_invalidate_range_end(p: Params, m: Machine, i: int) -> Machine | None:
     """``mn.end``: under ``mmu_lock`` (write), ``kvm_dec_notifier_count()``:
-    ``mmu_notifier_seq++`` then ``mmu_notifier_count--``; every snapshot is now out of date."""
+    ``mmu_notifier_seq++`` then ``mmu_notifier_count--``; every snapshot is now out of date.
+    For K6 (``is_page_fault_stale.mmu_seq: int``) the run starts at ``mmu_notifier_seq`` =
+    2^31 - 1, so this increment reaches 2^31 and the sequence stays there or above
+    (protocol.md 6.11)."""
     n = m.notifier
     if n is None or not n.started or not m.kvm.mmu_lock.free:
         return None
-    kvm = replace(m.kvm, mmu_notifier_count=m.kvm.mmu_notifier_count - 1)
+    kvm = replace(
+        m.kvm,
+        mmu_notifier_count=m.kvm.mmu_notifier_count - 1,
+        mmu_notifier_seq_bit31=m.kvm.mmu_notifier_seq_bit31 or p.knobs.mmu_seq == "int",
+    )
     return replace(
         m,
         kvm=kvm,

@@ -57,9 +57,18 @@ class Kvm:
     slots_lock: str | None = None
     mmu_valid_gen: int = 0
     mmu_notifier_count: int = 0
+    # K6 ghost (protocol.md 6.11): mmu_notifier_seq >= 2^31, which only an int mmu_seq can see;
+    # stays False with is_page_fault_stale.mmu_seq: unsigned_long
+    mmu_notifier_seq_bit31: bool = False
 
     def with_lock(self, lock: RwLock) -> Kvm:
-        return Kvm(lock, self.slots_lock, self.mmu_valid_gen, self.mmu_notifier_count)
+        return Kvm(
+            lock,
+            self.slots_lock,
+            self.mmu_valid_gen,
+            self.mmu_notifier_count,
+            self.mmu_notifier_seq_bit31,
+        )
 
 
 @dataclass(frozen=True, slots=True)

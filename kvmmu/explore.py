@@ -36,6 +36,7 @@ from kvmmu.prover import ENGINES, EXIT_STATUS, Verdict, check
 from kvmmu.vocab import (
     INVARIANTS,
     KNOBS,
+    LIVENESS_PROPERTIES,
     PRESETS,
     Config,
     KnobValue,
@@ -56,7 +57,18 @@ EXIT_RAN = 0
 EXIT_UNKNOWN = 3
 
 # the verdicts in the order a summary lists them
-VERDICT_ORDER = ("proved", "holds", "violated", "not_inductive", "vacuous", "unknown", "error")
+VERDICT_ORDER = (
+    "proved",
+    "holds",
+    "violated",
+    "not_inductive",
+    "not_proved",
+    "vacuous",
+    "unknown",
+    "error",
+)
+# a liveness column (docs/protocol.md 6.11): k-liveness, else the shortest lasso up to this depth
+LASSO_DEPTH = 30
 
 
 # --- the sweep -----------------------------------------------------------------------------------
@@ -156,8 +168,9 @@ def make_sweep(
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
     for name in invariants:
-        if name not in INVARIANTS:
-            raise ValueError(f"unknown invariant {name!r} (known: {', '.join(INVARIANTS)})")
+        if name not in INVARIANTS and name not in LIVENESS_PROPERTIES:
+            known = ", ".join((*INVARIANTS, *LIVENESS_PROPERTIES))
+            raise ValueError(f"unknown invariant or property {name!r} (known: {known})")
     if not variants or not configs or not invariants:
         raise ValueError("nothing to explore: no variant, configuration or invariant")
     bound = DEFAULT_BOUND[engine] if bound is None else bound
@@ -211,9 +224,12 @@ def run_cell(cell: Cell) -> CellResult:
     started = time.perf_counter()
     variant = cell.variant
     try:
-        (verdict,) = check(
-            variant, cell.config, (cell.invariant,), cell.engine, cell.bound, cell.timeout_s
-        )
+        if cell.invariant in LIVENESS_PROPERTIES:
+            verdict = _liveness_cell(cell)
+        else:
+            (verdict,) = check(
+                variant, cell.config, (cell.invariant,), cell.engine, cell.bound, cell.timeout_s
+            )
     except Exception as err:  # reported in its cell, never a pass
         elapsed = time.perf_counter() - started
         verdict = Verdict(
@@ -226,6 +242,34 @@ def run_cell(cell: Cell) -> CellResult:
 
     replay, states = replay_states(SpecEngine(), Problem(variant, cell.config), verdict.trace)
     return CellResult(cell.row, cell.column, verdict, replay, tuple(states))
+
+
+def _liveness_cell(cell: Cell) -> Verdict:
+    """A liveness column: k-liveness under weak fairness, else the shortest lasso of at most
+    :data:`LASSO_DEPTH` steps (``loop`` its start), as ``kvmmu prove --property``."""
+    from spec.liveness import prove_liveness
+
+    r = prove_liveness(
+        cell.variant,
+        cell.config,
+        cell.invariant,
+        depth=LASSO_DEPTH,
+        cover_depth=LASSO_DEPTH,
+        timeout_s=cell.timeout_s,
+    )
+    return Verdict(
+        cell.invariant,
+        r.verdict,
+        "liveness",
+        LASSO_DEPTH,
+        r.seconds,
+        z3=r.z3_version,
+        trace=r.trace,
+        k=r.k or None,
+        lemmas=r.lemmas,
+        reason=r.reason,
+        loop=r.loop_start if r.verdict == "violated" else None,
+    )
 
 
 # --- running the sweep ---------------------------------------------------------------------------
@@ -528,8 +572,10 @@ def cell_text(verdict: Verdict) -> str:
     retry.obsolete``, ``unknown``, ``error``; a required cover target not reached within the
     bound is named (``covers: no ...``)."""
     v = verdict.verdict
+    loop = "" if verdict.loop is None else f" (loop at {verdict.loop})"
     text = {
-        "violated": f"violated in {len(verdict.trace)}",
+        "violated": f"violated in {len(verdict.trace)}{loop}",
+        "not_proved": "not proved",
         "holds": f"holds to {verdict.bound}",
         "not_inductive": "not inductive",
     }.get(v, v)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from impl.fair import check_lasso as impl_check
 from impl.fair import find_lasso, reachable_graph
 from impl.model import Model
+from kvmmu.differential import one_knob_variants
 from kvmmu.vocab import LIVENESS_PROPERTIES, PRESETS, Config, Problem, Step, make_variant
 from spec.liveness import check_lasso as spec_check
 from spec.liveness import prove_liveness
@@ -138,12 +139,15 @@ def sweep_liveness(
     notifier: bool = True,
     fair: bool = True,
     lasso_depth: int = 30,
+    knobs: bool = False,
 ) -> list[LivenessComparison]:
-    """Every preset under every configuration of :func:`configurations`."""
+    """Every preset (with ``knobs``: every variant of ``one_knob_variants``, each preset with
+    one knob changed, which includes the livelock knobs K4 and K6) under every configuration of
+    :func:`configurations`."""
+    presets = tuple(presets)
+    variants = one_knob_variants(presets) if knobs else [make_variant(preset) for preset in presets]
     out: list[LivenessComparison] = []
-    for preset in presets:
+    for variant in variants:
         for config in configurations(max_vcpus, notifier):
-            out += compare_liveness(
-                Problem(make_variant(preset), config), fair=fair, lasso_depth=lasso_depth
-            )
+            out += compare_liveness(Problem(variant, config), fair=fair, lasso_depth=lasso_depth)
     return out

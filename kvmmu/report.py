@@ -163,8 +163,13 @@ def _draw(
     states: Sequence[StateView],
     replay: Replay | None,
     title: str,
+    loop: int | None = None,
 ) -> _Drawing:
-    """The drawing of :func:`lanes_svg` and :func:`lanes_html`."""
+    """The drawing of :func:`lanes_svg` and :func:`lanes_html`. With ``loop`` (a lasso,
+    ``docs/protocol.md`` 6.11) the row of the state where the loop starts is marked, the loop's
+    rows carry a band, and the last row says that the run repeats from that state."""
+    if loop is not None and not 0 <= loop < len(steps):
+        raise ValueError(f"loop start {loop} is not a state before the last step")
     actors = config.actors()
     vcpus = [a for a in actors if a.startswith("vcpu")]
     holders = lock_holders(steps, states)
@@ -208,7 +213,7 @@ def _draw(
         "<style>text{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;"
         "font-size:11px;fill:#111827}.h{font-weight:bold;font-size:12px}.k{font-size:10px;"
         "fill:#4b5563}.s{font-weight:bold}.bad{fill:#b91c1c;font-weight:bold}.dim{fill:#6b7280}"
-        ".req{fill:#7c3aed;font-weight:bold}</style>",
+        ".req{fill:#7c3aed;font-weight:bold}.loop{fill:#1d4ed8;font-weight:bold}</style>",
     ]
     if title:
         parts.append(f"<title>{escape(title)}</title>")
@@ -219,6 +224,16 @@ def _draw(
         parts.append(
             f'<rect class="row{" violation" if i in first else ""}" x="{PAD}" y="{y}" '
             f'width="{width - 2 * PAD}" height="{ROW}" fill="{fill}"/>'
+        )
+    if loop is not None:
+        # the loop's rows (its start state, then each of its steps) with a band on the left
+        y0, y1 = HEAD + ROW * loop, HEAD + ROW * (len(steps) + 1)
+        parts.append(
+            f'<rect class="loop" x="{PAD}" y="{y0}" width="4" height="{y1 - y0}" fill="#2563eb"/>'
+        )
+        parts.append(
+            f'<line class="loop-start" x1="{PAD}" y1="{y0}" x2="{width - PAD}" y2="{y0}" '
+            'stroke="#2563eb" stroke-width="2"/>'
         )
     # lanes
     for a in actors:
@@ -293,7 +308,11 @@ def _draw(
                 group.append(_text(col_vcpu[v] + 134, y + 17, "unload", "dim"))
             root, bad = _root_text(state, v)
             group.append(_text(col_vcpu[v] + 4, y + 32, root, "bad" if bad else "dim"))
-        if i in first:
+        if loop is not None and i == loop:
+            group.append(_text(col_note + 4, y + 17, "LOOP STARTS: this state repeats", "loop"))
+        elif loop is not None and i == len(steps):
+            group.append(_text(col_note + 4, y + 17, f"= state {loop}: the loop repeats", "loop"))
+        elif i in first:
             group.append(_text(col_note + 4, y + 17, f"VIOLATES {first[i]}", "bad"))
         elif violations.get(i):
             group.append(_text(col_note + 4, y + 17, "also " + ", ".join(violations[i]), "bad"))
@@ -332,11 +351,13 @@ def lanes_svg(
     states: Sequence[StateView],
     replay: Replay | None = None,
     title: str = "",
+    loop: int | None = None,
 ) -> str:
     """A counterexample as per-actor lanes in one ``<svg>`` element (inline, no external
     styles: the look is in presentation attributes and an inline ``<style>``): the step number
-    and the state (``mmu_lock`` holder, generation, each vCPU), then a lane per actor."""
-    return _draw(variant, config, steps, states, replay, title).svg()
+    and the state (``mmu_lock`` holder, generation, each vCPU), then a lane per actor. A lasso
+    gives ``loop``, the index of the state where its loop starts (marked, see ``_draw``)."""
+    return _draw(variant, config, steps, states, replay, title, loop).svg()
 
 
 def lanes_html(
@@ -346,11 +367,12 @@ def lanes_html(
     states: Sequence[StateView],
     replay: Replay | None = None,
     title: str = "",
+    loop: int | None = None,
 ) -> str:
     """The lanes for the page: the step and state columns in a part that sticks to the left
     edge while the lanes scroll under it (with 3 or more vCPUs the drawing is wider than a
-    screen), two views of one drawing."""
-    drawing = _draw(variant, config, steps, states, replay, title)
+    screen), two views of one drawing; ``loop`` as for :func:`lanes_svg`."""
+    drawing = _draw(variant, config, steps, states, replay, title, loop)
     left = drawing.svg(0, drawing.split, "lanes fixed")
     right = drawing.svg(drawing.split, None, "lanes moving")
     return (
@@ -443,7 +465,13 @@ def html_report(exploration: Exploration) -> str:
                 if result.replay is not None and result.states:
                     details.append(
                         lanes_html(
-                            row.variant, row.config, v.trace, result.states, result.replay, label
+                            row.variant,
+                            row.config,
+                            v.trace,
+                            result.states,
+                            result.replay,
+                            label,
+                            loop=v.loop,
                         )
                     )
                 else:

@@ -135,6 +135,7 @@ KNOBS: Mapping[str, tuple[str | bool, ...]] = MappingProxyType(
         "request": ("reload", "free_obsolete"),
         "generation": ("bit", "counter"),
         "kvm_mmu_free_obsolete_roots.is_obsolete_root": ("locked", "lockless"),
+        "is_page_fault_stale.mmu_seq": ("unsigned_long", "int"),
     }
 )
 
@@ -265,6 +266,8 @@ class Knobs:
     generation: str
     # K4: where v5.18's is_obsolete_root() decides which roots the unload frees
     is_obsolete_root: str = "locked"
+    # K6: the type of is_page_fault_stale()'s mmu_seq parameter (v5.16 to v6.2: int)
+    mmu_seq: str = "unsigned_long"
 
     @staticmethod
     def of(variant: Variant) -> Knobs:
@@ -294,6 +297,7 @@ class Knobs:
             request=str(k["request"]),
             generation=str(k["generation"]),
             is_obsolete_root=str(k["kvm_mmu_free_obsolete_roots.is_obsolete_root"]),
+            mmu_seq=str(k["is_page_fault_stale.mmu_seq"]),
         )
 
 
@@ -405,8 +409,14 @@ VCPU_PATHS: tuple[str, ...] = (
 # ``zapperX.position``: the 0-based index of that step in the zapper's program as section 6.3
 # lists it (``zap.lock`` = 0), which tells the two ``zap.relock`` apart when both
 # ``zap.unlock_between_gen_and_request`` and ``zap.yield`` are on;
-# ``zapperX.zaps``, ``notifier.invalidations``: counts; ``notifier.state``: ``idle``, ``started``.
-KVM_CONTROL_PATHS: tuple[str, ...] = ("kvm.mmu_lock.holders", "kvm.slots_lock")
+# ``zapperX.zaps``, ``notifier.invalidations``: counts; ``notifier.state``: ``idle``, ``started``;
+# ``kvm.mmu_notifier_seq.bit31``: the K6 ghost (section 6.11), false unless
+# ``is_page_fault_stale.mmu_seq: int`` and some ``mn.end`` happened.
+KVM_CONTROL_PATHS: tuple[str, ...] = (
+    "kvm.mmu_lock.holders",
+    "kvm.slots_lock",
+    "kvm.mmu_notifier_seq.bit31",
+)
 VCPU_CONTROL_PATHS: tuple[str, ...] = (
     "pc",
     "reloaded",

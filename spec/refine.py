@@ -330,6 +330,10 @@ def _kvm(s: State, name: str, value: StateValue) -> Expr:
         if not names <= set(holders):
             return s.const(False)
         return z3.And([_equiv(s, held, actor in names) for actor, held in holders.items()])
+    if name == "mmu_notifier_seq.bit31":
+        if not isinstance(value, bool):
+            return s.const(False)
+        return _equiv(s, s.seq_bit31(), value)
     if name == "slots_lock":
         if value is not None and value not in layout.zappers:
             return s.const(False)
@@ -456,6 +460,8 @@ def read(model: z3.ModelRef, s: State, path: str) -> StateValue:
             return ",".join(sorted(held)) or None
         if name == "slots_lock":
             return next((z for z in layout.zappers if val(s.holds_slots_lock(z))), None)
+        if name == "mmu_notifier_seq.bit31":
+            return bool(val(s.seq_bit31()))
     v = layout.vcpu(head)
     if v is not None:
         pc = int(val(s.pc(v)))

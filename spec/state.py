@@ -33,6 +33,12 @@ Expr = Any  # a z3.ExprRef (z3 ships no type information)
 
 ROOT_FIELDS: tuple[str, ...] = ("loaded", "gen", "obsolete", "invalid", "freed", "spte")
 VCPU_FLAGS: tuple[str, ...] = ("request", "unload_due", "reloaded", "seq_changed", "pfn_stale")
+SEQ_BIT31 = "kvm.mmu_notifier_seq_bit31"
+
+
+def has_seq_bit31(layout: Layout) -> bool:
+    """Whether the layout has the K6 ghost: an ``int`` ``mmu_seq`` and a notifier to raise it."""
+    return layout.knobs.mmu_seq == "int" and layout.notifier
 
 
 def _gen_sort(layout: Layout) -> Any:
@@ -118,6 +124,11 @@ class State:
             return bool_val(self.layout, False)
         return z3.Not(self.zat(zapper, 0))
 
+    def seq_bit31(self) -> Expr:
+        """The K6 ghost ``mmu_notifier_seq_bit31`` (``mmu_notifier_seq >= 2^31``): a variable only
+        with ``is_page_fault_stale.mmu_seq: int`` and the notifier, else constantly false."""
+        return self.vars.get(SEQ_BIT31, bool_val(self.layout, False))
+
     def notifier_count_positive(self) -> Expr:
         """``mmu_notifier_count > 0``."""
         if not self.layout.notifier:
@@ -181,6 +192,8 @@ def make_state(layout: Layout, suffix: str) -> State:
     """Fresh variables for one time frame, named ``<name>@<suffix>``."""
     ctx = layout.ctx
     names: dict[str, Any] = {"kvm.mmu_valid_gen": _gen_sort(layout)}
+    if has_seq_bit31(layout):
+        names[SEQ_BIT31] = z3.BoolSort(ctx)
     for v in layout.vcpus:
         names[f"{v.actor}.pc"] = z3.BitVecSort(PC_BITS, ctx)
         for flag in VCPU_FLAGS:
@@ -205,6 +218,8 @@ def initial_values(layout: Layout) -> dict[str, Expr]:
     before their first ``zap.lock``, the notifier idle, ``mmu_valid_gen`` 0."""
     values: dict[str, Expr] = {"kvm.mmu_valid_gen": gen_zero(layout)}
     false = bool_val(layout, False)
+    if has_seq_bit31(layout):
+        values[SEQ_BIT31] = false
     for v in layout.vcpus:
         values[f"{v.actor}.pc"] = pc_val(layout, PC_OUTSIDE)
         for flag in VCPU_FLAGS:

@@ -31,7 +31,7 @@ from kvmmu.vocab import Step
 from spec.facts import guard as fact_guard
 from spec.facts import literal as fact_literal
 from spec.facts import unless_dropped
-from spec.state import Expr, State, bv_val, gen_next
+from spec.state import SEQ_BIT31, Expr, State, bv_val, gen_next, has_seq_bit31
 from spec.variants import (
     FAULT_STEP_PC,
     PC_CHECK,
@@ -249,7 +249,9 @@ def fault_check(s: State, v: VcpuInfo) -> Transition:
         part3 = unless_dropped(
             layout,
             "is_page_fault_stale.mmu_notifier",
-            z3.Or(s.notifier_count_positive(), s.flag(v, "seq_changed")),
+            # K6 (is_page_fault_stale.mmu_seq: int): the sign-extended int snapshot never
+            # equals a sequence >= 2^31
+            z3.Or(s.notifier_count_positive(), s.flag(v, "seq_changed"), s.seq_bit31()),
             s.const(False),
         )
     obsolete = z3.Or(part1, part2)
@@ -490,8 +492,12 @@ def mn_start(s: State) -> Transition:
 
 def mn_end(s: State) -> Transition:
     """``kvm_mmu_notifier_invalidate_range_end()``: under ``mmu_lock`` (write),
-    ``mmu_notifier_seq++`` (every fault's snapshot is now outdated), ``mmu_notifier_count--``."""
+    ``mmu_notifier_seq++`` (every fault's snapshot is now outdated), ``mmu_notifier_count--``.
+    K6 (``is_page_fault_stale.mmu_seq: int``): the run starts at ``mmu_notifier_seq`` = 2^31 - 1,
+    so the sequence is now >= 2^31, for good (``docs/protocol.md`` 6.11)."""
     updates: dict[str, Expr] = {"notifier.started": s.const(False)}
+    if has_seq_bit31(s.layout):
+        updates[SEQ_BIT31] = s.const(True)
     for v in s.layout.vcpus:
         updates[f"{v.actor}.seq_changed"] = s.const(True)
     lock = fact_guard(s.layout, "mmu_notifier.takes_mmu_lock", s.lock_free())

@@ -25,6 +25,9 @@ K4 = make_variant(
     "v5.18",
     {"kvm_mmu_free_obsolete_roots.is_obsolete_root": "lockless", "zap.request_before_gen": True},
 )
+# K6: is_page_fault_stale(..., int mmu_seq), v5.16 to v6.2
+K6 = make_variant("v5.16", {"is_page_fault_stale.mmu_seq": "int"})
+K6_FIXED = make_variant("v5.16", {"is_page_fault_stale.mmu_seq": "unsigned_long"})
 SP = Config(vcpus=("sp",))
 # no zapper: the notifier alone, the smallest problem with a starvation lasso
 NOTIFIER_ONLY = Config(vcpus=("sp",), zappers=0, notifier=True)
@@ -65,6 +68,74 @@ def test_k_liveness_does_not_prove_k4() -> None:
     # lasso search is cut short here (the lasso needs 25 steps): not_proved, never proved
     result = prove_liveness(K4, SP, "fault_progress", max_k=1, depth=3)
     assert result.verdict == "not_proved"
+
+
+@pytest.mark.parametrize("prop", LIVENESS_PROPERTIES)
+def test_k6_is_a_fair_lasso_in_both_engines(prop: str) -> None:
+    found = find_lasso(K6, NOTIFIER_ONLY, prop)
+    assert found.verdict == "violated" and found.vcpu == "vcpu0"
+    # after the invalidation has ended, the vCPU alone retries on a fresh snapshot every time
+    assert Step("notifier", "mn.end") in found.prefix
+    assert {s.actor for s in found.loop} == {"vcpu0"}
+    assert Step("vcpu0", "fault.snapshot") in found.loop
+    assert Step("vcpu0", "fault.map") not in found.loop
+    assert impl_check(K6, NOTIFIER_ONLY, prop, "vcpu0", found.trace, found.loop_start) is None
+    twice = found.prefix + found.loop + found.loop
+    start = len(found.prefix) + len(found.loop)
+    assert spec_check(K6, NOTIFIER_ONLY, prop, "vcpu0", twice, start) is None
+    # (the spec's shortest lasso, checked by the implementation: test_k6_in_the_liveness_knob_sweep)
+    # the same steps under the fix are no run: the check maps instead of retrying
+    why = impl_check(K6_FIXED, NOTIFIER_ONLY, prop, "vcpu0", found.trace, found.loop_start)
+    assert why is not None and "not enabled" in why
+
+
+def test_k6_needs_the_int_and_an_invalidation() -> None:
+    # the fix, and the bug without a notifier to push the sequence past 2^31, make progress
+    no_notifier = Config(vcpus=("sp",), zappers=0)
+    for variant, config in [(K6_FIXED, NOTIFIER_ONLY), (K6_FIXED, SP), (K6, no_notifier)]:
+        for prop in LIVENESS_PROPERTIES:
+            assert find_lasso(variant, config, prop).verdict == "holds"
+    # the default is today's model exactly: the fix is the v5.16 preset
+    assert dict(K6_FIXED.knobs) == dict(make_variant("v5.16").knobs)
+    proof = prove_liveness(K6_FIXED, NOTIFIER_ONLY, "fault_progress")
+    assert proof.verdict == "proved" and proof.covered == {"vcpu0": True}
+    # the bug is never proved: the progress lemma does not hold once the bit is set
+    assert prove_liveness(K6, NOTIFIER_ONLY, "fault_progress", depth=3).verdict == "not_proved"
+
+
+def test_k6_ghost_bit_in_both_engines() -> None:
+    from impl.engine import read_path
+    from impl.model import Model
+    from kvmmu.refinement import Refinement
+
+    names = ["vcpu.load", "mn.start", "mn.end", "vcpu.enter", "vcpu.fault", "fault.snapshot"]
+    names += ["fault.faultin", "fault.lock", "fault.check"]
+    steps = [Step("notifier" if n.startswith("mn.") else "vcpu0", n) for n in names]
+    for variant, expected in [(K6, True), (K6_FIXED, False)]:
+        model = Model.of(variant, NOTIFIER_ONLY)
+        refinement = Refinement.of(variant, NOTIFIER_ONLY, model)
+        m = model.initial()
+        assert read_path(model, m, "kvm.mmu_notifier_seq.bit31") is False
+        for step in steps:
+            # the spec's transition relation agrees on every path, the ghost included
+            m, mismatches = refinement.execute(m, step)
+            assert not mismatches, mismatches
+            assert not refinement.check_enabled(m)
+        assert read_path(model, m, "kvm.mmu_notifier_seq.bit31") is expected
+        # a fresh snapshot: only the int loses it
+        assert read_path(model, m, "vcpu0.fault.stale") is expected
+
+
+def test_k6_in_the_liveness_knob_sweep() -> None:
+    # each engine's lasso is checked on the other (compare_liveness); no_retry_livelock's spec
+    # lasso is pinned by proofs/kernel_liveness.yaml
+    for c in compare_liveness(Problem(K6, NOTIFIER_ONLY), ("fault_progress",), lasso_depth=16):
+        assert c.agrees and c.conclusive, c.mismatches
+        assert c.spec_verdict == c.impl_verdict == "violated"
+        assert c.spec_lasso == (9, 7) and c.impl_lasso == (3, 7)
+    from kvmmu.differential import one_knob_variants
+
+    assert K6 in one_knob_variants(["v5.16"])
 
 
 def test_fairness_matters_the_starvation_lasso() -> None:
@@ -178,3 +249,26 @@ def test_case_lasso_is_checked_by_both_engines(tmp_path: Path) -> None:
     for engine in engines:
         result = check_case(load_case(off), engine)
         assert any("not the state after step 7" in m for m in result.mismatches)
+
+
+def test_diff_liveness_knobs_all_sweeps_the_livelock_knobs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import kvmmu.liveness_diff as ld
+
+    seen: list[Problem] = []
+
+    def fake(problem: Problem, fair: bool = True, lasso_depth: int = 30) -> list[object]:
+        seen.append(problem)
+        return []
+
+    monkeypatch.setattr(ld, "compare_liveness", fake)
+    argv = ["diff", "--liveness", "--max-vcpus", "1", "--presets", "v5.16", "--json"]
+    assert main([*argv, "--knobs", "all"]) == 0
+    variants = {p.variant for p in seen}
+    assert K6 in variants and len(variants) > 10
+    assert {p.config.vcpus for p in seen} == {("sp",), ("special",), ("tdp",)}
+    seen.clear()
+    assert main(argv) == 0
+    assert {p.variant for p in seen} == {make_variant("v5.16")}
+    capsys.readouterr()

@@ -151,3 +151,55 @@ def test_the_report_opens_in_a_browser(page: Path, tmp_path: Path) -> None:
     assert "<svg" in body and "VIOLATES no_spte_in_obsolete_root" in body
     assert "fault.map" in body and "kvm_zap_obsolete_pages()" in body
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_lanes_mark_the_loop_of_a_lasso() -> None:
+    # K6 (docs/protocol.md 6.11): the implementation's lasso, its loop start marked
+    from impl import ImplEngine
+    from impl.fair import find_lasso
+
+    variant = make_variant("v5.16", {"is_page_fault_stale.mmu_seq": "int"})
+    config = Config(vcpus=("sp",), zappers=0, notifier=True)
+    found = find_lasso(variant, config, "fault_progress")
+    assert found.verdict == "violated" and found.loop_start == 3
+    replay, states = replay_states(ImplEngine(), Problem(variant, config), found.trace)
+    svg = lanes_svg(variant, config, found.trace, states, replay, loop=found.loop_start)
+    root = ET.fromstring(svg)
+    start = next(e for e in root.iter(f"{SVG}line") if e.get("class") == "loop-start")
+    band = next(e for e in root.iter(f"{SVG}rect") if e.get("class") == "loop")
+    assert start.get("y1") == band.get("y")
+    rows = {g.get("data-index"): g for g in root.iter(f"{SVG}g") if g.get("class") == "step"}
+    marks = {i: [t.text for t in g.iter(f"{SVG}text")] for i, g in rows.items()}
+    assert "LOOP STARTS: this state repeats" in marks["3"]
+    assert "= state 3: the loop repeats" in marks[str(len(found.trace))]
+    # without a loop: no marks
+    plain = lanes_svg(variant, config, found.trace, states, replay)
+    assert "loop-start" not in plain and "LOOP STARTS" not in plain
+    with pytest.raises(ValueError, match="loop start"):
+        lanes_svg(variant, config, found.trace, states, replay, loop=len(found.trace))
+
+
+def test_explore_liveness_columns_and_the_lasso_in_the_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from kvmmu.cli import main
+
+    page = tmp_path / "k6.html"
+    argv = ["explore", "--knob", "is_page_fault_stale.mmu_seq=int", "--vcpus", "sp"]
+    argv += ["--zappers", "0", "--notifier", "--property", "fault_progress", "--jobs", "1"]
+    assert main([*argv, "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert "fault_progress" in out and "violated in 16 (loop at 9)" in out
+    assert "no_spte_in_obsolete_root" not in out  # only the asked-for column
+    html = page.read_text()
+    assert "LOOP STARTS: this state repeats" in html and "= state 9: the loop repeats" in html
+    # with --invariant too, both kinds of columns; the fix makes progress
+    fixed = [a.replace("=int", "=unsigned_long") for a in argv]
+    assert main([*fixed, "--invariant", "no_stale_pfn", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["invariants"] == ["no_stale_pfn", "fault_progress"]
+    verdicts = [c["verdict"] for row in doc["rows"] for c in row["cells"]]
+    assert verdicts == ["proved", "proved"]
+    assert main([*argv, "--property", "nonsense"]) == 2

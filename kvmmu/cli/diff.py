@@ -114,7 +114,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="presets: the presets on mixed configurations (default); all: each preset and each "
         "value of every knob changed one at a time from it, on configurations where every knob "
         "is observable (1 vCPU of each kind; with --max-vcpus 2 or more also special,sp and two "
-        "sp vCPUs with two zappers): several minutes",
+        "sp vCPUs with two zappers): several minutes. With --liveness: the same variants on the "
+        "liveness configurations (the livelock knobs of K4 and K6 included): long",
     )
     diff.add_argument("--no-notifier", action="store_true", help="leave the notifier out")
     diff.add_argument("--json", action="store_true", help="print one JSON object")

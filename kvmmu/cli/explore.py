@@ -22,6 +22,7 @@ from kvmmu.cli.common import (
 )
 from kvmmu.vocab import (
     DEFAULT_PRESET,
+    LIVENESS_PROPERTIES,
     PRESETS,
     Config,
     KnobValue,
@@ -63,6 +64,7 @@ _EXPLORE_PROBLEM_OPTIONS = (
     ("max_zaps", "--max-zaps"),
     ("max_invalidations", "--max-invalidations"),
     ("invariant", "--invariant"),
+    ("property", "--property"),
     ("engine", "--engine"),
     ("depth", "--depth"),
     ("max_k", "--max-k"),
@@ -111,13 +113,24 @@ def _sweep_from_args(args: argparse.Namespace) -> Sweep:
         return make_sweep(
             variants,
             configs,
-            chosen_invariants(args),
+            _columns(args),
             engine,
             bound,
             DEFAULT_TIMEOUT if args.timeout is None else args.timeout,
         )
     except ValueError as err:
         raise UsageError(str(err)) from None
+
+
+def _columns(args: argparse.Namespace) -> tuple[str, ...]:
+    """The matrix's columns: the invariants chosen (all by default, none when only liveness
+    properties are asked for), then the liveness properties of ``--property``."""
+    for name in args.property:
+        if name not in LIVENESS_PROPERTIES:
+            known = ", ".join(LIVENESS_PROPERTIES)
+            raise UsageError(f"unknown liveness property {name!r} (known: {known})")
+    invariants = chosen_invariants(args) if args.invariant or not args.property else ()
+    return (*invariants, *dict.fromkeys(args.property))
 
 
 def _or(value: str | None, default: str) -> str:
@@ -230,6 +243,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--max-invalidations", default=None, help="invalidations or 'none' (default 1)"
     )
     add_invariant_argument(explore)
+    explore.add_argument(
+        "--property",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"add a liveness column (repeatable): {', '.join(LIVENESS_PROPERTIES)} "
+        "(docs/protocol.md 6.11; k-liveness under weak fairness, else the shortest lasso up to "
+        "30 steps); alone, without --invariant, only the liveness columns",
+    )
     group = explore.add_argument_group("engine")
     group.add_argument(
         "--engine",

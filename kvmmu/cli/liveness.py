@@ -275,7 +275,13 @@ def cmd_diff_liveness(args: argparse.Namespace, presets: Sequence[str]) -> int:
     if args.max_vcpus > 2:
         raise UsageError("--liveness compares up to 2 vCPUs: --max-vcpus 1 or 2")
     fair = not args.no_fairness
-    found = sweep_liveness(args.max_vcpus, presets, notifier=not args.no_notifier, fair=fair)
+    found = sweep_liveness(
+        args.max_vcpus,
+        presets,
+        notifier=not args.no_notifier,
+        fair=fair,
+        knobs=args.knobs == "all",
+    )
     disagree = [c for c in found if not c.agrees]
     open_ = [c for c in found if c.agrees and not c.conclusive]
 
