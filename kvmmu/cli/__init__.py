@@ -22,7 +22,18 @@ import traceback
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from kvmmu.cli import conform, diff, explore, knobs, parametric, prove, run, search, why
+from kvmmu.cli import (
+    conform,
+    diff,
+    explore,
+    history,
+    knobs,
+    parametric,
+    prove,
+    run,
+    search,
+    why,
+)
 from kvmmu.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -56,6 +67,7 @@ _MODULES: dict[str, ModuleType] = {
     "explore": explore,
     "why": why,
     "parametric": parametric,
+    "history": history,
 }
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -68,6 +80,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "diff": diff.cmd_diff,
     "explore": explore.cmd_explore,
     "why": why.cmd_why,
+    "history": history.cmd_history,
 }
 
 
